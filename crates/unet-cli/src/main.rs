@@ -1,0 +1,38 @@
+//! `unet`: the command-line front end. Parses arguments, sets up logging and threads,
+//! runs one subcommand, and turns errors into one line on stderr with exit code 2 for
+//! usage errors and 1 for failures.
+
+mod cli;
+mod commands;
+mod usage;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    if let Some(n) = cli.threads
+        && let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global()
+    {
+        eprintln!("error: cannot set {n} threads: {e}");
+        std::process::exit(1);
+    }
+    if let Err(err) = commands::run(cli.command) {
+        let code = if err.downcast_ref::<usage::UsageError>().is_some() { 2 } else { 1 };
+        // One line: the context chain joined by ": ".
+        eprintln!("error: {err:#}");
+        std::process::exit(code);
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("UNET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -1,0 +1,22 @@
+//! Image, label and stack I/O for unet.
+//!
+//! Reads PNG and TIFF (8- and 16-bit integer, 32-bit float, multi-page stacks, gray or RGB)
+//! into planar `f32` images, reads label images (binary masks or instance ids), pairs image
+//! and label folders by file stem, and writes results atomically (temp file + rename), never
+//! replacing an existing file unless asked to.
+
+mod atomic;
+mod error;
+mod image;
+mod label;
+mod pairing;
+mod read;
+mod write;
+
+pub use atomic::{AtomicFile, check_writable};
+pub use error::{IoError, Result};
+pub use image::{Image, SampleKind};
+pub use label::{Label, LabelKind, read_label, read_label_stack};
+pub use pairing::{ImagePair, list_images, pair_by_stem};
+pub use read::{ColorMode, read_image, read_stack};
+pub use write::{BitDepth, write_image, write_labels};

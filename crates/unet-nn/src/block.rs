@@ -1,0 +1,72 @@
+//! One level's pair of 3x3 convolutions, each followed by ReLU (and batch norm before the
+//! ReLU when enabled).
+
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer as BurnInit, PaddingConfig2d};
+use burn::tensor::{Tensor, activation::relu, backend::Backend};
+
+use crate::config::Padding;
+use crate::init::Initializer;
+
+/// Builds a convolution with He-initialised weights and zero bias.
+pub(crate) fn he_conv<B: Backend>(
+    cin: usize,
+    cout: usize,
+    kernel: usize,
+    padding: PaddingConfig2d,
+    init: &mut Initializer,
+    device: &B::Device,
+) -> Conv2d<B> {
+    let mut conv = Conv2dConfig::new([cin, cout], [kernel, kernel])
+        .with_padding(padding)
+        .with_initializer(BurnInit::Zeros)
+        .init(device);
+    conv.weight = Param::from_tensor(init.he_normal([cout, cin, kernel, kernel], cin * kernel * kernel, device));
+    conv
+}
+
+/// `conv3x3 -> [bn] -> relu -> conv3x3 -> [bn] -> relu`.
+#[derive(Module, Debug)]
+pub struct ConvBlock<B: Backend> {
+    pub conv1: Conv2d<B>,
+    pub bn1: Option<BatchNorm<B>>,
+    pub conv2: Conv2d<B>,
+    pub bn2: Option<BatchNorm<B>>,
+}
+
+impl<B: Backend> ConvBlock<B> {
+    pub(crate) fn new(
+        cin: usize,
+        cout: usize,
+        padding: Padding,
+        batch_norm: bool,
+        init: &mut Initializer,
+        device: &B::Device,
+    ) -> Self {
+        let pad = match padding {
+            Padding::Valid => PaddingConfig2d::Valid,
+            Padding::Same => PaddingConfig2d::Explicit(1, 1, 1, 1),
+        };
+        let bn = || batch_norm.then(|| BatchNormConfig::new(cout).init(device));
+        ConvBlock {
+            conv1: he_conv(cin, cout, 3, pad.clone(), init, device),
+            bn1: bn(),
+            conv2: he_conv(cout, cout, 3, pad, init, device),
+            bn2: bn(),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let x = self.conv1.forward(x);
+        let x = relu(match &self.bn1 {
+            Some(bn) => bn.forward(x),
+            None => x,
+        });
+        let x = self.conv2.forward(x);
+        relu(match &self.bn2 {
+            Some(bn) => bn.forward(x),
+            None => x,
+        })
+    }
+}
