@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` dispatches.
 
+mod eval;
 mod info;
 
 use crate::cli::Command;
@@ -8,5 +9,6 @@ use crate::cli::Command;
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Info(args) => info::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }

@@ -1,0 +1,280 @@
+//! `unet eval`: scores predictions against ground truth with the ISBI 2012 and cell
+//! tracking challenge metrics, over binarisation thresholds for probability maps.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use unet_io::{ColorMode, Image, LabelKind, SampleKind};
+use unet_metrics::{IsbiOptions, MetricRow, Plane, SliceInput, isbi_thresholds};
+
+use crate::cli::{EvalArgs, PredKind, TruthKind};
+use crate::usage::usage;
+
+/// Every metric `--metrics` can name, in table order.
+const METRICS: [&str; 12] = [
+    "pixel_error",
+    "pixel_fscore_error",
+    "rand_error",
+    "v_rand",
+    "v_info",
+    "v_info_unthinned",
+    "warping_error",
+    "splits_mergers_error",
+    "iou",
+    "dice",
+    "seg",
+    "ap",
+];
+
+fn value(row: &MetricRow, name: &str) -> f64 {
+    match name {
+        "pixel_error" => row.pixel_error,
+        "pixel_fscore_error" => row.pixel_fscore_error,
+        "rand_error" => row.rand_error,
+        "v_rand" => row.v_rand,
+        "v_info" => row.v_info,
+        "v_info_unthinned" => row.v_info_unthinned,
+        "warping_error" => row.warping_error,
+        "splits_mergers_error" => row.splits_mergers_error,
+        "iou" => row.iou,
+        "dice" => row.dice,
+        "seg" => row.seg,
+        "ap" => row.ap,
+        _ => unreachable!("metric names are checked"),
+    }
+}
+
+/// Pairs prediction and truth files by stem (or takes two files as a pair).
+fn pairs(pred: &Path, truth: &Path) -> anyhow::Result<Vec<(String, PathBuf, PathBuf)>> {
+    if pred.is_file() && truth.is_file() {
+        let stem = pred.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        return Ok(vec![(stem, pred.to_path_buf(), truth.to_path_buf())]);
+    }
+    if pred.is_file() != truth.is_file() {
+        return usage("--pred and --truth must both be files or both be folders");
+    }
+    Ok(unet_io::pair_by_stem(pred, truth)?.into_iter().map(|p| (p.stem, p.image, p.label)).collect())
+}
+
+fn distinct_up_to(values: &[u32], limit: usize) -> usize {
+    let mut seen = std::collections::BTreeSet::new();
+    for &v in values {
+        seen.insert(v);
+        if seen.len() > limit {
+            break;
+        }
+    }
+    seen.len()
+}
+
+/// Truth pages as planes (1 = cell) with instance ids when the labels are instances.
+fn truth_pages(path: &Path, kind: TruthKind) -> anyhow::Result<Vec<(Plane, Option<Vec<u32>>)>> {
+    let labels = unet_io::read_label_stack(path, LabelKind::Instance)?;
+    labels
+        .into_iter()
+        .map(|l| {
+            let instances = match kind {
+                TruthKind::Mask => false,
+                TruthKind::Instances => true,
+                TruthKind::Auto => distinct_up_to(&l.data, 2) > 2,
+            };
+            if !l.has_foreground() {
+                bail!(
+                    "{}: the truth has no cells (all pixels are 0); every truth image needs foreground",
+                    path.display()
+                );
+            }
+            let plane = Plane::new(l.width, l.height, l.data.iter().map(|&v| if v != 0 { 1.0 } else { 0.0 }).collect());
+            Ok((plane, instances.then_some(l.data)))
+        })
+        .collect()
+}
+
+/// Prediction pages as planes of cell probability, with instance ids for instance labels.
+fn pred_pages(path: &Path, kind: PredKind) -> anyhow::Result<Vec<(Plane, Option<Vec<u32>>)>> {
+    let pages: Vec<Image> = unet_io::read_stack(path, ColorMode::Gray)?;
+    pages
+        .into_iter()
+        .map(|img| {
+            let ints: Option<Vec<u32>> =
+                (img.kind != SampleKind::F32).then(|| img.data.iter().map(|&v| v as u32).collect());
+            let distinct = ints.as_ref().map(|v| distinct_up_to(v, 2)).unwrap_or(3);
+            let kind = match kind {
+                PredKind::Auto => match img.kind {
+                    SampleKind::F32 => PredKind::Prob,
+                    _ if distinct <= 2 => PredKind::Mask,
+                    SampleKind::U8 => PredKind::Prob,
+                    SampleKind::U16 => PredKind::Instances,
+                },
+                k => k,
+            };
+            let plane = |data: Vec<f32>| Plane::new(img.width, img.height, data);
+            Ok(match kind {
+                PredKind::Prob => {
+                    let scale = img.kind.max_value();
+                    let data: Vec<f32> = img.data.iter().map(|&v| v / scale).collect();
+                    if data.iter().any(|v| !(0.0..=1.0).contains(v)) {
+                        bail!(
+                            "{}: probabilities must lie in [0, 1]; pass --pred-kind instances for label images",
+                            path.display()
+                        );
+                    }
+                    (plane(data), None)
+                }
+                PredKind::Mask => (plane(img.data.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect()), None),
+                PredKind::Instances => {
+                    let Some(ids) = ints else {
+                        bail!(
+                            "{}: float images cannot hold instance labels; save them as 16/32-bit integers",
+                            path.display()
+                        );
+                    };
+                    (plane(ids.iter().map(|&v| if v != 0 { 1.0 } else { 0.0 }).collect()), Some(ids))
+                }
+                PredKind::Auto => unreachable!("resolved above"),
+            })
+        })
+        .collect()
+}
+
+fn parse_thresholds(list: &str) -> anyhow::Result<Vec<f64>> {
+    if let Some((range, step)) = list.split_once(':').and_then(|(a, b)| Some((a.split_once('-')?, b))) {
+        let (lo, hi, step) =
+            (range.0.trim().parse::<f64>()?, range.1.trim().parse::<f64>()?, step.trim().parse::<f64>()?);
+        if step <= 0.0 || lo > hi {
+            return usage("--thresholds LO-HI:STEP needs LO <= HI and STEP > 0");
+        }
+        return Ok(isbi_thresholds(lo, hi, step));
+    }
+    list.split(',')
+        .map(|t| t.trim().parse::<f64>().map_err(|_| anyhow::anyhow!("--thresholds: '{t}' is not a number")))
+        .collect()
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let metrics: Vec<&str> = match &args.metrics {
+        Some(list) => {
+            let mut out = Vec::new();
+            for m in list.split(',').map(str::trim) {
+                match METRICS.iter().find(|&&k| k == m) {
+                    Some(k) => out.push(*k),
+                    None => {
+                        return usage(format!("--metrics: unknown metric '{m}'; choose from {}", METRICS.join(", ")));
+                    }
+                }
+            }
+            out
+        }
+        None => METRICS.to_vec(),
+    };
+    if let Some(json) = &args.json {
+        unet_io::check_writable(json, args.force)?;
+    }
+    let mut names = Vec::new();
+    let mut slices = Vec::new();
+    let mut all_binary = true;
+    for (stem, pred, truth) in pairs(&args.pred, &args.truth)? {
+        let t = truth_pages(&truth, args.truth_kind)?;
+        let p = pred_pages(&pred, args.pred_kind)?;
+        if t.len() != p.len() {
+            bail!("{}: has {} pages but its truth {} has {}", pred.display(), p.len(), truth.display(), t.len());
+        }
+        let multi = t.len() > 1;
+        for (k, ((tp, ti), (pp, pi))) in t.into_iter().zip(p).enumerate() {
+            if (tp.width, tp.height) != (pp.width, pp.height) {
+                bail!(
+                    "{} is {}x{} but its truth {} is {}x{}; prediction and truth must have the same size",
+                    pred.display(),
+                    pp.width,
+                    pp.height,
+                    truth.display(),
+                    tp.width,
+                    tp.height
+                );
+            }
+            all_binary &= pp.is_binary();
+            names.push(if multi { format!("{stem}[{k}]") } else { stem.clone() });
+            slices.push(SliceInput { truth: tp, truth_instances: ti, proposal: pp, proposal_instances: pi });
+        }
+    }
+    let thresholds = match &args.thresholds {
+        Some(list) => parse_thresholds(list)?,
+        // The official protocol: 0.0..1.0 by 0.1 for probability maps, 0.0 for binary ones.
+        None if all_binary => vec![0.0],
+        None => isbi_thresholds(0.0, 1.0, 0.1),
+    };
+    if thresholds.is_empty() {
+        return usage("--thresholds gives no threshold");
+    }
+    let opts = IsbiOptions {
+        thresholds,
+        warping: metrics.iter().any(|m| m.contains("warping") || m.contains("splits")),
+        warping_radius: args.warping_radius,
+    };
+    let bar = crate::progress::bar((slices.len() * opts.thresholds.len()) as u64, "evaluating");
+    let t0 = std::time::Instant::now();
+    let eval = unet_metrics::evaluate_stack_with_progress(&slices, &opts, &|| bar.inc(1));
+    bar.finish_and_clear();
+    tracing::info!(
+        "evaluated {} slice(s) at {} threshold(s) in {:.2} s",
+        slices.len(),
+        opts.thresholds.len(),
+        t0.elapsed().as_secs_f64()
+    );
+
+    print_table(&names, &eval.slices, &eval.best, &metrics);
+    if opts.thresholds.len() > 1 {
+        let best: Vec<String> = metrics.iter().map(|m| format!("{m}@{:.2}", eval.best_thresholds[m])).collect();
+        println!("best thresholds: {}", best.join(", "));
+    }
+    if let Some(path) = &args.json {
+        let row = |r: &MetricRow| -> BTreeMap<&str, serde_json::Value> {
+            let mut m: BTreeMap<&str, serde_json::Value> = metrics.iter().map(|k| (*k, value(r, k).into())).collect();
+            if opts.warping {
+                m.insert("defects", serde_json::to_value(r.defects).expect("serialisable"));
+            }
+            m
+        };
+        let images: Vec<serde_json::Value> = names
+            .iter()
+            .zip(&eval.slices)
+            .map(|(n, r)| {
+                let mut v = serde_json::to_value(row(r)).expect("serialisable");
+                v["name"] = n.clone().into();
+                v
+            })
+            .collect();
+        let table: Vec<serde_json::Value> = eval
+            .table
+            .iter()
+            .map(|t| {
+                let mut v = serde_json::to_value(row(&t.metrics)).expect("serialisable");
+                v["threshold"] = t.threshold.into();
+                v
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "images": images,
+            "mean": row(&eval.best),
+            "best_thresholds": metrics.iter().map(|m| (*m, eval.best_thresholds[m])).collect::<BTreeMap<_, _>>(),
+            "thresholds": table,
+        });
+        let text = serde_json::to_string_pretty(&doc)?;
+        unet_io::AtomicFile::write_bytes(path, text.as_bytes(), args.force)
+            .with_context(|| "cannot write the JSON report")?;
+    }
+    Ok(())
+}
+
+fn print_table(names: &[String], rows: &[MetricRow], best: &MetricRow, metrics: &[&str]) {
+    let w = names.iter().map(|n| n.len()).max().unwrap_or(4).max(6);
+    let header: Vec<String> = metrics.iter().map(|m| format!("{m:>12.12}")).collect();
+    println!("{:<w$} {}", "image", header.join(" "));
+    for (n, r) in names.iter().zip(rows) {
+        let vals: Vec<String> = metrics.iter().map(|m| format!("{:>12.6}", value(r, m))).collect();
+        println!("{n:<w$} {}", vals.join(" "));
+    }
+    let vals: Vec<String> = metrics.iter().map(|m| format!("{:>12.6}", value(best, m))).collect();
+    println!("{:<w$} {}", "mean", vals.join(" "));
+}
