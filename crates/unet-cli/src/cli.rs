@@ -26,6 +26,14 @@ pub struct Cli {
 pub enum Command {
     /// Parameter count, border, output size and valid tile sizes of a network.
     Info(InfoArgs),
+    /// Train a U-Net as the paper does (weight maps, elastic augmentation, SGD 0.99).
+    Train(Box<TrainArgs>),
+    /// Segment images of any size by overlap-tile prediction.
+    Predict(PredictArgs),
+    /// Write the paper's weight maps (eq. 2) of label images, as TIFF and a PNG to look at.
+    Weights(WeightsArgs),
+    /// Write previews of augmented training tiles (label contours over the image).
+    Augment(AugmentArgs),
     /// Score predictions against ground truth (ISBI 2012 and cell tracking metrics).
     Eval(EvalArgs),
 }
@@ -117,4 +125,170 @@ pub struct EvalArgs {
     /// Classify warping splits within this radius (px) instead of the whole image.
     #[arg(long)]
     pub warping_radius: Option<usize>,
+}
+
+/// Which probability maps `unet predict` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveProbs {
+    /// The foreground probability (class 1, or 1 - background).
+    #[value(name = "fg")]
+    Foreground,
+    /// Every class, one page per class.
+    All,
+    /// No probability maps.
+    None,
+}
+
+/// Arguments of `unet predict`.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The model file (from `unet train`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Images, folders of images or multi-page TIFF stacks.
+    pub inputs: Vec<PathBuf>,
+    /// Output folder (must be empty unless --force).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Input tile size (default: the largest that fits --memory-mb).
+    #[arg(long)]
+    pub tile: Option<usize>,
+    /// Memory budget in MB for one batch of tiles (default: half the free memory).
+    #[arg(long)]
+    pub memory_mb: Option<f64>,
+    /// Tiles per forward pass.
+    #[arg(long, default_value_t = 1)]
+    pub batch_tiles: usize,
+    /// Average the 8 rotations/flips of each image (test-time augmentation).
+    #[arg(long)]
+    pub tta: bool,
+    /// Probability maps to write (float32 TIFF).
+    #[arg(long, value_enum, default_value_t = SaveProbs::Foreground)]
+    pub save_probs: SaveProbs,
+    /// Foreground probability threshold for the mask (default: the most probable class).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Also write instance labels (4-connected components of the foreground).
+    #[arg(long)]
+    pub instances: bool,
+    /// Smallest instance kept, in pixels.
+    #[arg(long, default_value_t = 1)]
+    pub min_size: usize,
+    /// Do not write overlay PNGs.
+    #[arg(long)]
+    pub no_overlay: bool,
+    /// Replace existing outputs.
+    #[arg(long)]
+    pub force: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Arguments of `unet train`; each overrides the same key of `--config`.
+#[derive(Args, Debug, Default)]
+pub struct TrainArgs {
+    /// Folder of training images.
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// Folder of label images (paired with the images by stem).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Folder of validation images.
+    #[arg(long)]
+    pub val_images: Option<PathBuf>,
+    /// Folder of validation labels.
+    #[arg(long)]
+    pub val_labels: Option<PathBuf>,
+    /// Run folder (config.toml, metrics.csv, checkpoints, best/last model files).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this folder exactly where its checkpoint left off.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// A TOML file with any of the training options.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Training steps (one tile each).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Features at the first level (the paper: 64).
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Number of poolings (the paper: 4).
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// Input tile size (default: the largest valid tile up to 572 that fits).
+    #[arg(long)]
+    pub tile: Option<usize>,
+    /// Learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// sgd (momentum 0.99, the paper) or adam.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// constant or poly.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Label images are: auto, binary or instance.
+    #[arg(long)]
+    pub label_mode: Option<String>,
+    /// Validate every N steps.
+    #[arg(long)]
+    pub validate_every: Option<u64>,
+    /// Checkpoint every N steps.
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+    /// Random seed (data, augmentation, initialisation, dropout).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+/// Arguments of `unet weights`.
+#[derive(Args, Debug)]
+pub struct WeightsArgs {
+    /// A label image or a folder of them.
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// Output folder (or a .tif file for a single label image).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Border weight w0.
+    #[arg(long, default_value_t = 10.0)]
+    pub w0: f64,
+    /// Border width sigma (px).
+    #[arg(long, default_value_t = 5.0)]
+    pub sigma: f64,
+    /// Label images are: auto, binary or instance.
+    #[arg(long, default_value = "auto")]
+    pub label_mode: String,
+    /// Replace existing outputs.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `unet augment`.
+#[derive(Args, Debug)]
+pub struct AugmentArgs {
+    /// The image.
+    #[arg(long)]
+    pub image: PathBuf,
+    /// Its label image.
+    #[arg(long)]
+    pub label: PathBuf,
+    /// Number of previews.
+    #[arg(short, long, default_value_t = 8)]
+    pub n: usize,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Replace existing outputs.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -1,7 +1,11 @@
 //! One module per subcommand; `run` dispatches.
 
+mod augment;
 mod eval;
 mod info;
+mod predict;
+mod train;
+mod weights;
 
 use crate::cli::Command;
 
@@ -10,5 +14,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Info(args) => info::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Train(args) => train::run(*args),
+        Command::Weights(args) => weights::run(args),
+        Command::Augment(args) => augment::run(args),
     }
 }

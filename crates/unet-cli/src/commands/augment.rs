@@ -1,0 +1,60 @@
+//! `unet augment`: what training sees. Writes previews of augmented versions of an image
+//! (elastic deformation, rotation, flip, shift, gray values) with the label's outlines.
+
+use rand::SeedableRng;
+use unet_io::{BitDepth, ColorMode, Image, LabelKind, SampleKind};
+use unet_train::augment::{AugmentConfig, GrayChange, Transform};
+use unet_train::sampling::{TrainImage, extract};
+
+use crate::cli::AugmentArgs;
+use crate::usage::usage;
+
+pub fn run(args: AugmentArgs) -> anyhow::Result<()> {
+    if args.n == 0 {
+        return usage("-n must be at least 1");
+    }
+    let image = unet_io::read_image(&args.image, ColorMode::Gray)?;
+    let label = unet_io::read_label(&args.label, LabelKind::Instance)?;
+    if image.size() != label.size() {
+        anyhow::bail!(
+            "{} is {:?} but its label {} is {:?}; image and label must have the same size",
+            args.image.display(),
+            image.size(),
+            args.label.display(),
+            label.size()
+        );
+    }
+    let (w, h) = image.size();
+    let scale = image.kind.max_value();
+    let set = TrainImage {
+        width: w,
+        height: h,
+        channels: 1,
+        data: image.data.iter().map(|&v| v / scale).collect(),
+        mean: vec![0.0],
+        std: vec![1.0],
+        classes: label.data.clone(),
+        weights: vec![1.0; w * h],
+    };
+    let tile = w.min(h);
+    let cfg = AugmentConfig::default();
+    std::fs::create_dir_all(&args.out)?;
+    for i in 0..args.n {
+        let mut rng = unet_train::sampling::step_rng(args.seed, i as u64, 0);
+        // Shift: a random centre within the middle half of the image.
+        let center = (
+            w as f64 / 2.0 + (rand::Rng::random_range(&mut rng, -0.25..0.25)) * w as f64,
+            h as f64 / 2.0 + (rand::Rng::random_range(&mut rng, -0.25..0.25)) * h as f64,
+        );
+        let t = Transform::random(center, &cfg, &mut rng);
+        let gray = GrayChange::random(&cfg, &mut rng);
+        let mut sample_rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed ^ i as u64);
+        let s = extract(&set, tile, tile, &t, &gray, &mut sample_rng);
+        let img = Image::gray(tile, tile, SampleKind::F32, s.input.iter().map(|v| v * 255.0).collect());
+        let ov = unet_infer::overlay(&img, &s.classes);
+        let path = args.out.join(format!("augment_{i:02}.png"));
+        unet_io::write_image(&path, &[ov], BitDepth::U8, args.force)?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}

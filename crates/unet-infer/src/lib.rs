@@ -1,0 +1,25 @@
+//! Overlap-tile inference (Fig. 2 of the paper).
+//!
+//! The output tiles partition the image; each input tile is its output tile plus the
+//! network's border, filled by mirroring where it falls outside the image. Tile origins
+//! lie on a grid of `2^depth` pixels, so every output pixel sees the same pooling grid
+//! whatever the tile size: predictions are tiling-invariant. `same`-padding models use
+//! overlapping tiles blended with a Gaussian window instead.
+
+mod error;
+mod memory;
+mod mirror;
+mod postprocess;
+mod predictor;
+mod probabilities;
+mod tiling;
+mod tta;
+
+pub use error::{InferError, Result};
+pub use memory::{available_memory_mb, estimate_tile_memory_mb};
+pub use mirror::{mirror_index, mirror_window};
+pub use postprocess::{argmax_mask, instance_labels, overlay, threshold_mask};
+pub use predictor::{Predictor, PredictorOptions};
+pub use probabilities::Probabilities;
+pub use tiling::{Tile, TilePlan};
+pub use tta::{SYMMETRIES, Symmetry};

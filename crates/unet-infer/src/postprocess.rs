@@ -1,0 +1,98 @@
+//! From probabilities to results: hard masks (argmax or threshold), instance labels
+//! (connected components of the foreground with a size filter) and overlays (mask
+//! contours over the input) for a quick look.
+
+use unet_io::{Image, SampleKind};
+use unet_metrics::{Connectivity, label_components};
+
+use crate::probabilities::Probabilities;
+
+/// Class index of the most probable class per pixel (first on ties).
+pub fn argmax_mask(p: &Probabilities) -> Vec<u32> {
+    let n = p.width * p.height;
+    (0..n)
+        .map(|i| {
+            let mut best = 0;
+            for k in 1..p.classes {
+                if p.data[k * n + i] > p.data[best * n + i] {
+                    best = k;
+                }
+            }
+            best as u32
+        })
+        .collect()
+}
+
+/// 1 where the foreground probability exceeds `threshold`.
+pub fn threshold_mask(foreground: &[f32], threshold: f32) -> Vec<u32> {
+    foreground.iter().map(|&v| u32::from(v > threshold)).collect()
+}
+
+/// Instance labels: the 4-connected components of the non-zero mask pixels, components
+/// smaller than `min_size` pixels removed, ids `1..=count` in raster order.
+pub fn instance_labels(mask: &[u32], width: usize, height: usize, min_size: usize) -> (Vec<u32>, u32) {
+    let fg: Vec<bool> = mask.iter().map(|&v| v != 0).collect();
+    let (labels, n) = label_components(&fg, width, height, Connectivity::Four);
+    let mut size = vec![0usize; n as usize + 1];
+    labels.iter().for_each(|&l| size[l as usize] += 1);
+    let mut remap = vec![0u32; n as usize + 1];
+    let mut next = 0;
+    for l in 1..=n as usize {
+        if size[l] >= min_size.max(1) {
+            next += 1;
+            remap[l] = next;
+        }
+    }
+    (labels.iter().map(|&l| remap[l as usize]).collect(), next)
+}
+
+/// An RGB picture: the (contrast-stretched) input in gray with the outlines of the
+/// labelled regions drawn in colour (one colour per label).
+pub fn overlay(image: &Image, labels: &[u32]) -> Image {
+    let (w, h) = (image.width, image.height);
+    let gray = image.plane(0);
+    let mut sorted: Vec<f32> = gray.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let (lo, hi) = (sorted[sorted.len() / 100], sorted[sorted.len() - 1 - sorted.len() / 100]);
+    let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
+    let n = w * h;
+    let mut data = vec![0f32; 3 * n];
+    for i in 0..n {
+        let g = ((gray[i] - lo) * scale).clamp(0.0, 255.0);
+        data[i] = g;
+        data[n + i] = g;
+        data[2 * n + i] = g;
+        let l = labels[i];
+        if l == 0 {
+            continue;
+        }
+        let (x, y) = (i % w, i / w);
+        let edge = x == 0
+            || y == 0
+            || x + 1 == w
+            || y + 1 == h
+            || [i - 1, i + 1, i - w, i + w].iter().any(|&j| labels[j] != l);
+        if edge {
+            let [r, gg, b] = color(l);
+            data[i] = r;
+            data[n + i] = gg;
+            data[2 * n + i] = b;
+        }
+    }
+    Image::new(w, h, 3, SampleKind::U8, data)
+}
+
+/// A bright colour for a label (golden-ratio hue steps).
+fn color(label: u32) -> [f32; 3] {
+    let hue = (label as f32 * 0.618_034).fract() * 6.0;
+    let x = 1.0 - (hue % 2.0 - 1.0).abs();
+    let (r, g, b) = match hue as u32 {
+        0 => (1.0, x, 0.0),
+        1 => (x, 1.0, 0.0),
+        2 => (0.0, 1.0, x),
+        3 => (0.0, x, 1.0),
+        4 => (x, 0.0, 1.0),
+        _ => (1.0, 0.0, x),
+    };
+    [r * 255.0, g * 255.0, b * 255.0]
+}

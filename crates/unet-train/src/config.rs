@@ -1,0 +1,129 @@
+//! The training configuration: every option of `unet train`, settable in a TOML file; the
+//! resolved configuration is written to `RUN_DIR/config.toml`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use unet_nn::{Padding, UNetConfig};
+
+use crate::augment::AugmentConfig;
+use crate::optim::{OptimizerKind, Schedule};
+use crate::weights::WeightParams;
+
+/// How label images are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelMode {
+    /// Two values (0 and one other) -> binary mask; more -> instance ids.
+    #[default]
+    Auto,
+    /// Binary mask (0/1 or 0/255): cells are its 4-connected components.
+    Binary,
+    /// Instance ids (0 = background).
+    Instance,
+}
+
+/// How inputs are normalised (stored in the model file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum NormMode {
+    /// Each image standardised by its own mean and standard deviation.
+    #[default]
+    PerImage,
+    /// One mean and standard deviation measured over the training images.
+    Fixed,
+}
+
+/// Everything a training run needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub images: PathBuf,
+    pub labels: PathBuf,
+    pub val_images: Option<PathBuf>,
+    pub val_labels: Option<PathBuf>,
+    pub label_mode: LabelMode,
+    /// Training steps (one tile each).
+    pub steps: u64,
+    /// Input tile size; 0 = the largest valid tile up to 572 that fits the images and memory.
+    pub tile: usize,
+    pub width: usize,
+    pub depth: usize,
+    pub padding: Padding,
+    pub batch_norm: bool,
+    pub dropout: f64,
+    pub optimizer: OptimizerKind,
+    pub lr: f64,
+    /// SGD momentum (the paper: 0.99), or Adam's beta1.
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub schedule: Schedule,
+    pub weights: WeightParams,
+    pub augment: AugmentConfig,
+    pub normalization: NormMode,
+    pub seed: u64,
+    pub device: String,
+    pub log_every: u64,
+    pub validate_every: u64,
+    pub checkpoint_every: u64,
+    /// Memory budget (MB) for choosing the tile; 0 = half the free memory.
+    pub memory_mb: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            images: PathBuf::new(),
+            labels: PathBuf::new(),
+            val_images: None,
+            val_labels: None,
+            label_mode: LabelMode::Auto,
+            steps: 2000,
+            tile: 0,
+            width: 64,
+            depth: 4,
+            padding: Padding::Valid,
+            batch_norm: false,
+            dropout: 0.5,
+            optimizer: OptimizerKind::Sgd,
+            lr: 0.01,
+            momentum: 0.99,
+            weight_decay: 0.0,
+            schedule: Schedule::Constant,
+            weights: WeightParams::default(),
+            augment: AugmentConfig::default(),
+            normalization: NormMode::PerImage,
+            seed: 0,
+            device: "cpu".into(),
+            log_every: 10,
+            validate_every: 200,
+            checkpoint_every: 200,
+            memory_mb: 0.0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The network this run trains (two classes: background and cell).
+    pub fn net(&self, in_channels: usize) -> UNetConfig {
+        UNetConfig {
+            in_channels,
+            classes: 2,
+            depth: self.depth,
+            width: self.width,
+            padding: self.padding,
+            batch_norm: self.batch_norm,
+            dropout: self.dropout,
+        }
+    }
+
+    /// Reads a TOML file.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Writes TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("serialisable config")
+    }
+}

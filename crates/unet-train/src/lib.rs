@@ -1,0 +1,20 @@
+//! Training as the paper trains: weight maps with separation borders (eq. 2), elastic
+//! deformation and other augmentation, the weighted pixel-wise softmax cross-entropy,
+//! SGD with momentum 0.99 on one large tile per step, validation, checkpoints and resume.
+
+pub mod augment;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+mod distance;
+pub mod error;
+pub mod loss;
+pub mod optim;
+pub mod sampling;
+pub mod trainer;
+pub mod weights;
+
+pub use config::{LabelMode, NormMode, TrainConfig};
+pub use distance::euclidean_distance;
+pub use error::{Result, TrainError};
+pub use trainer::{Progress, Summary, Validation, train};

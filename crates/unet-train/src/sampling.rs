@@ -1,0 +1,92 @@
+//! Training samples: one tile per step, drawn from the training images by a generator
+//! seeded from `(seed, step)` alone, so a step's sample never depends on what ran before
+//! (prefetching threads and resumed runs see the same data).
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::augment::{AugmentConfig, GrayChange, Transform, sample_bicubic, sample_bilinear, sample_nearest};
+
+/// Mirror index without edge repeat (as inference pads).
+pub fn mirror(i: isize, n: usize) -> usize {
+    unet_infer::mirror_index(i, n)
+}
+
+/// The generator of step `step`: the run's seed, stream `step` (`purpose` separates the
+/// data stream from the dropout stream).
+pub fn step_rng(seed: u64, step: u64, purpose: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    rng.set_stream(step);
+    rng
+}
+
+/// One prepared training image: intensities scaled to [0, 1] per channel, the statistics
+/// that standardise them, per-pixel classes and the weight map.
+#[derive(Debug, Clone)]
+pub struct TrainImage {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    /// Planar, scaled to [0, 1] by the sample type's maximum.
+    pub data: Vec<f32>,
+    /// Per-channel mean and standard deviation used to standardise (in the [0, 1] domain).
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    /// Class index per pixel (0 = background).
+    pub classes: Vec<u32>,
+    pub weights: Vec<f32>,
+}
+
+/// A network input tile with its target classes and weights on the output region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub input: Vec<f32>,
+    pub classes: Vec<u32>,
+    pub weights: Vec<f32>,
+}
+
+/// Draws the sample of one step: a random image, a random tile centre anywhere in it,
+/// rotation/flip/elastic deformation and gray-value change as configured.
+pub fn draw_sample(set: &[TrainImage], tile: usize, out: usize, aug: &AugmentConfig, rng: &mut ChaCha8Rng) -> Sample {
+    let img = &set[rng.random_range(0..set.len())];
+    let center = (rng.random_range(0.0..img.width as f64), rng.random_range(0.0..img.height as f64));
+    let transform = Transform::random(center, aug, rng);
+    let gray = GrayChange::random(aug, rng);
+    extract(img, tile, out, &transform, &gray, rng)
+}
+
+/// Resamples one tile through `transform`: the input by bicubic interpolation, classes by
+/// nearest neighbour and weights bilinearly on the central `out x out` region.
+pub fn extract(
+    img: &TrainImage,
+    tile: usize,
+    out: usize,
+    t: &Transform,
+    gray: &GrayChange,
+    rng: &mut ChaCha8Rng,
+) -> Sample {
+    let (w, h) = (img.width, img.height);
+    let n = w * h;
+    let coords: Vec<(f64, f64)> =
+        (0..tile * tile).map(|i| t.source((i % tile) as f64, (i / tile) as f64, tile, tile, 0.0)).collect();
+    let mut input = Vec::with_capacity(img.channels * tile * tile);
+    for c in 0..img.channels {
+        let plane = &img.data[c * n..(c + 1) * n];
+        let mut v: Vec<f32> = coords.iter().map(|&(x, y)| sample_bicubic(plane, w, h, x, y)).collect();
+        gray.apply(&mut v, rng);
+        let (m, s) = (img.mean[c], img.std[c]);
+        v.iter_mut().for_each(|x| *x = (*x - m) / s);
+        input.extend(v);
+    }
+    let off = (tile - out) / 2;
+    let mut classes = Vec::with_capacity(out * out);
+    let mut weights = Vec::with_capacity(out * out);
+    for v in 0..out {
+        for u in 0..out {
+            let (x, y) = coords[(v + off) * tile + u + off];
+            classes.push(sample_nearest(&img.classes, w, h, x, y));
+            weights.push(sample_bilinear(&img.weights, w, h, x, y));
+        }
+    }
+    Sample { input, classes, weights }
+}
