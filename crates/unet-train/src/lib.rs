@@ -5,6 +5,7 @@
 pub mod augment;
 pub mod checkpoint;
 pub mod config;
+pub mod curves;
 pub mod data;
 mod distance;
 pub mod error;

@@ -76,6 +76,9 @@ impl RunFiles {
     pub fn best(&self) -> PathBuf {
         self.dir.join("best.safetensors")
     }
+    pub fn curves(&self) -> PathBuf {
+        self.dir.join("curves.png")
+    }
 }
 
 const CSV_HEADER: &str = "step,loss,lr,steps_per_s,val_pixel_error,val_iou,val_rand_error,val_v_rand";
@@ -310,6 +313,10 @@ pub fn train<B: Backend>(
             let line = csv_line(done, (window_loss / window_n.max(1) as f64) as f32, lr, sps, validation);
             writeln!(csv, "{line}").map_err(|e| TrainError::Write { path: files.metrics(), message: e.to_string() })?;
             (window_loss, window_n, window_t) = (0.0, 0, Instant::now());
+            if validation.is_some() || done == cfg.steps {
+                crate::curves::write_curves(&files.metrics(), &files.curves())
+                    .map_err(|message| TrainError::Write { path: files.curves(), message })?;
+            }
         }
         if done % cfg.checkpoint_every.max(1) == 0 || done == cfg.steps {
             checkpoint::save(&files.checkpoint(), &model, &opt, done, best, &config_toml)?;

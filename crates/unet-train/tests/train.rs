@@ -73,7 +73,9 @@ fn loss_falls_on_synthetic_cells() {
     let last: f32 = losses[50..].iter().sum::<f32>() / 10.0;
     assert!(last < 0.7 * first, "loss did not fall: first {first}, last {last}");
     let run = dir.path().join("run");
-    for f in ["config.toml", "metrics.csv", "checkpoint.safetensors", "last.safetensors", "best.safetensors"] {
+    for f in
+        ["config.toml", "metrics.csv", "curves.png", "checkpoint.safetensors", "last.safetensors", "best.safetensors"]
+    {
         assert!(run.join(f).exists(), "{f}");
     }
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
