@@ -24,6 +24,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Train, predict and score on built-in synthetic cells: the first thing to run.
+    Demo(DemoArgs),
     /// Parameter count, border, output size and valid tile sizes of a network.
     Info(InfoArgs),
     /// Train a U-Net as the paper does (weight maps, elastic augmentation, SGD 0.99).
@@ -34,6 +36,8 @@ pub enum Command {
     Weights(WeightsArgs),
     /// Write previews of augmented training tiles (label contours over the image).
     Augment(AugmentArgs),
+    /// Generate synthetic microscopy-like images of touching cells with instance labels.
+    Synth(SynthArgs),
     /// Score predictions against ground truth (ISBI 2012 and cell tracking metrics).
     Eval(EvalArgs),
 }
@@ -291,4 +295,53 @@ pub struct AugmentArgs {
     /// Replace existing outputs.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Arguments of `unet synth`.
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    /// Output folder (gets images/ and labels/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of images.
+    #[arg(short, long, default_value_t = 8)]
+    pub n: usize,
+    /// Image size: height and width.
+    #[arg(long, num_args = 2, value_names = ["H", "W"], default_values_t = [256, 256])]
+    pub size: Vec<usize>,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// 8 or 16.
+    #[arg(long, default_value_t = 8)]
+    pub bit_depth: u8,
+    /// Replace existing outputs.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `unet demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Output folder (data, run, predictions, report.md, summary.json).
+    #[arg(long, default_value = "unet-demo")]
+    pub out: PathBuf,
+    /// A much shorter run (used by the test suite).
+    #[arg(long)]
+    pub quick: bool,
+    /// Training steps (default: 600, or 120 with --quick).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Learning rate (SGD, momentum 0.99).
+    #[arg(long, default_value_t = 3e-4)]
+    pub lr: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Replace an existing demo folder's contents.
+    #[arg(long)]
+    pub force: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }

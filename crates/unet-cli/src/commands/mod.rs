@@ -1,9 +1,11 @@
 //! One module per subcommand; `run` dispatches.
 
 mod augment;
+mod demo;
 mod eval;
 mod info;
 mod predict;
+mod synth;
 mod train;
 mod weights;
 
@@ -12,11 +14,13 @@ use crate::cli::Command;
 /// Runs one subcommand.
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Demo(args) => demo::run(args),
         Command::Info(args) => info::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Train(args) => train::run(*args),
         Command::Weights(args) => weights::run(args),
         Command::Augment(args) => augment::run(args),
+        Command::Synth(args) => synth::run(args),
     }
 }

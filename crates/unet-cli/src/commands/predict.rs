@@ -35,7 +35,7 @@ fn inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, PathBuf)>> {
 }
 
 /// Refuses an output folder that holds files, unless `force`.
-fn prepare_out_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
+pub fn prepare_out_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
     if dir.exists() {
         let busy = std::fs::read_dir(dir)
             .with_context(|| format!("{}: cannot read the output folder", dir.display()))?

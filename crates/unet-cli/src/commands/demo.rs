@@ -1,0 +1,225 @@
+//! `unet demo`: the whole method on built-in synthetic cells. Generates a training and a
+//! test set of touching cells, trains a small U-Net with the paper's recipe (weight maps
+//! with separation borders, elastic augmentation, SGD with momentum 0.99), predicts the
+//! test images by overlap-tile, scores them (IoU, SEG, Rand error) and writes overlays,
+//! the training curves, `report.md` and `summary.json`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::tensor::backend::Backend;
+use unet_infer::{Predictor, PredictorOptions, argmax_mask, instance_labels, overlay};
+use unet_io::{BitDepth, ColorMode, LabelKind};
+use unet_metrics::{IsbiOptions, Plane, SliceInput, evaluate_slice};
+use unet_nn::ModelFile;
+use unet_synth::SynthParams;
+use unet_train::TrainConfig;
+use unet_train::augment::AugmentConfig;
+
+use crate::cli::DemoArgs;
+use crate::commands::predict::prepare_out_dir;
+use crate::commands::synth::write_set;
+use crate::device::{DeviceJob, run_on};
+
+/// Sizes of the demo.
+struct Plan {
+    train_images: usize,
+    test_images: usize,
+    size: usize,
+    steps: u64,
+    width: usize,
+}
+
+/// Scores of the test set.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct Scores {
+    iou: f64,
+    seg: f64,
+    rand_error: f64,
+    pixel_error: f64,
+}
+
+struct DemoJob {
+    out: PathBuf,
+    plan: Plan,
+    seed: u64,
+    lr: f64,
+}
+
+impl DeviceJob for DemoJob {
+    type Output = (unet_train::Summary, Scores, Vec<(String, Scores)>);
+
+    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<Self::Output> {
+        let DemoJob { out, plan, seed, lr } = self;
+        let data = out.join("data");
+        let cfg = TrainConfig {
+            images: data.join("train/images"),
+            labels: data.join("train/labels"),
+            val_images: Some(data.join("test/images")),
+            val_labels: Some(data.join("test/labels")),
+            steps: plan.steps,
+            width: plan.width,
+            depth: 3,
+            lr,
+            seed,
+            validate_every: (plan.steps / 4).max(1),
+            checkpoint_every: plan.steps,
+            augment: AugmentConfig { elastic_sigma: 6.0, ..AugmentConfig::default() },
+            ..TrainConfig::default()
+        };
+        let bar = crate::progress::bar(plan.steps, "training");
+        let summary = unet_train::train::<B>(&cfg, &out.join("run"), false, device.clone(), &mut |p| {
+            bar.set_message(format!("loss {:.4}", p.loss));
+            bar.set_position(p.step);
+        })?;
+        bar.finish_and_clear();
+        let model_path = out.join("run/last.safetensors");
+        let file = ModelFile::load(&model_path)?;
+        let net = file.model::<B>(&device, &model_path)?;
+        let opts = PredictorOptions { tile: None, batch_tiles: 1, memory_mb: Some(1024.0) };
+        let predictor = Predictor::new(net, file.config.clone(), file.normalization, device, &opts)?;
+        let pred_dir = out.join("predictions");
+        let mut per_image = Vec::new();
+        let (mut pixel, mut rand, mut seg_sum, mut seg_n) =
+            (unet_metrics::PixelStats::default(), unet_metrics::RandStats::default(), 0.0, 0);
+        for img_path in unet_io::list_images(&data.join("test/images"))? {
+            let stem = img_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let image = unet_io::read_image(&img_path, ColorMode::Gray)?;
+            let truth = unet_io::read_label(&data.join(format!("test/labels/{stem}.png")), LabelKind::Instance)?;
+            let probs = predictor.predict(&image, &|_, _| {})?;
+            let (w, h) = image.size();
+            let mask = argmax_mask(&probs);
+            let (instances, _) = instance_labels(&mask, w, h, 20);
+            let truth_plane = Plane::new(w, h, truth.data.iter().map(|&v| if v != 0 { 1.0 } else { 0.0 }).collect());
+            let input = SliceInput {
+                truth: truth_plane,
+                truth_instances: Some(truth.data.clone()),
+                proposal: Plane::new(w, h, probs.foreground()),
+                proposal_instances: Some(instances.clone()),
+            };
+            let m = evaluate_slice(
+                &input,
+                0.5,
+                &IsbiOptions { thresholds: vec![0.5], warping: false, warping_radius: None },
+            );
+            pixel.add(&m.pixel);
+            rand.add(&m.rand);
+            seg_sum += m.seg_sum;
+            seg_n += m.seg_count;
+            let d = (m.pixel.tp + m.pixel.fp + m.pixel.fn_) as f64;
+            per_image.push((
+                stem.clone(),
+                Scores {
+                    iou: m.pixel.tp as f64 / d.max(1.0),
+                    seg: m.seg_sum / m.seg_count.max(1) as f64,
+                    rand_error: 1.0 - m.rand.fscore(),
+                    pixel_error: m.pixel.error(),
+                },
+            ));
+            unet_io::write_image(
+                &pred_dir.join(format!("{stem}_overlay.png")),
+                &[overlay(&image, &instances)],
+                BitDepth::U8,
+                true,
+            )?;
+            let labels = unet_io::Label { width: w, height: h, data: instances };
+            unet_io::write_labels(&pred_dir.join(format!("{stem}_instances.tif")), &[labels], true)?;
+        }
+        let d = (pixel.tp + pixel.fp + pixel.fn_) as f64;
+        let total = Scores {
+            iou: pixel.tp as f64 / d.max(1.0),
+            seg: seg_sum / seg_n.max(1) as f64,
+            rand_error: 1.0 - rand.fscore(),
+            pixel_error: pixel.error(),
+        };
+        Ok((summary, total, per_image))
+    }
+}
+
+fn report(
+    out: &Path,
+    plan: &Plan,
+    s: &unet_train::Summary,
+    total: &Scores,
+    per: &[(String, Scores)],
+    seconds: f64,
+) -> String {
+    let mut r = String::new();
+    r.push_str("# unet demo\n\n");
+    r.push_str(&format!(
+        "Synthetic touching cells: {} training and {} test images of {}x{} px (`data/`).\n\
+         Network: the paper's U-Net at depth 3, width {} ({} steps of one tile, tile {} px, weight maps with \
+         separation borders, elastic deformation, SGD with momentum 0.99).\n\n",
+        plan.train_images, plan.test_images, plan.size, plan.size, plan.width, s.steps, s.tile
+    ));
+    r.push_str("| image | IoU | SEG | Rand error | pixel error |\n|---|---|---|---|---|\n");
+    for (n, v) in per {
+        r.push_str(&format!("| {n} | {:.4} | {:.4} | {:.4} | {:.4} |\n", v.iou, v.seg, v.rand_error, v.pixel_error));
+    }
+    r.push_str(&format!(
+        "| **all** | **{:.4}** | **{:.4}** | **{:.4}** | **{:.4}** |\n\n",
+        total.iou, total.seg, total.rand_error, total.pixel_error
+    ));
+    r.push_str(&format!(
+        "Training: {:.1} s, loss {:.4} -> {:.4}. Whole demo: {:.1} s.\n\n",
+        s.seconds, s.first_loss, s.final_loss, seconds
+    ));
+    r.push_str("Files: `run/curves.png` (training curves), `run/metrics.csv`, `run/last.safetensors` (the model), \
+                `predictions/*_overlay.png` (predicted cell outlines over the test images), `predictions/*_instances.tif`.\n\n");
+    r.push_str("![curves](run/curves.png)\n");
+    let _ = out;
+    r
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let plan = if args.quick {
+        Plan { train_images: 3, test_images: 2, size: 128, steps: args.steps.unwrap_or(120), width: 8 }
+    } else {
+        Plan { train_images: 8, test_images: 4, size: 192, steps: args.steps.unwrap_or(600), width: 16 }
+    };
+    prepare_out_dir(&args.out, args.force)?;
+    let params = SynthParams { width: plan.size, height: plan.size, ..SynthParams::default() };
+    let data = args.out.join("data");
+    write_set(&data.join("train"), plan.train_images, &params, args.seed * 1000, true)?;
+    write_set(&data.join("test"), plan.test_images, &params, args.seed * 1000 + 500, true)?;
+    println!(
+        "generated {} training and {} test images of synthetic touching cells in {}",
+        plan.train_images,
+        plan.test_images,
+        data.display()
+    );
+    let (summary, total, per) =
+        run_on(&args.device, DemoJob { out: args.out.clone(), plan: Plan { ..plan }, seed: args.seed, lr: args.lr })?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let json = serde_json::json!({
+        "iou": total.iou,
+        "seg": total.seg,
+        "rand_error": total.rand_error,
+        "pixel_error": total.pixel_error,
+        "seconds": seconds,
+        "train_seconds": summary.seconds,
+        "steps": summary.steps,
+        "tile": summary.tile,
+        "images": per.iter().map(|(n, s)| serde_json::json!({"name": n, "iou": s.iou, "seg": s.seg, "rand_error": s.rand_error, "pixel_error": s.pixel_error})).collect::<Vec<_>>(),
+    });
+    unet_io::AtomicFile::write_bytes(
+        &args.out.join("summary.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+        true,
+    )
+    .context("cannot write summary.json")?;
+    unet_io::AtomicFile::write_bytes(
+        &args.out.join("report.md"),
+        report(&args.out, &plan, &summary, &total, &per, seconds).as_bytes(),
+        true,
+    )
+    .context("cannot write report.md")?;
+    println!(
+        "test set: IoU {:.3}, SEG {:.3}, Rand error {:.4}, pixel error {:.4}; {} steps in {:.0} s, total {:.0} s",
+        total.iou, total.seg, total.rand_error, total.pixel_error, summary.steps, summary.seconds, seconds
+    );
+    println!("report: {}", args.out.join("report.md").display());
+    Ok(())
+}
