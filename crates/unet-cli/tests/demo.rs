@@ -21,7 +21,8 @@ fn quick_demo_learns_to_segment_synthetic_cells() {
     // 120 steps of a width-8 net: far from converged, but clearly segmenting.
     let iou = v["iou"].as_f64().unwrap();
     assert!(iou > 0.6, "test IoU {iou}");
-    assert!(v["rand_error"].as_f64().unwrap() < 0.45);
+    assert!(v["rand_error"].as_f64().unwrap() < 0.6);
+    assert!(v["seg"].as_f64().unwrap() > 0.25);
     for f in [
         "report.md",
         "run/curves.png",

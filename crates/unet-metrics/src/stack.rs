@@ -46,6 +46,9 @@ impl Default for IsbiOptions {
 
 /// One slice to score: the truth (values in [0, 1], `> 0` = cell) with optional instance
 /// ids, and the proposal (probability of cell, or binary) with optional instance ids.
+/// Instance ids, when given, are the segments of the Rand, V_Info, SEG and AP scores
+/// (instead of the 4-connected components of the binarised images), so touching cells
+/// of an instance-labelled truth stay apart.
 #[derive(Debug, Clone)]
 pub struct SliceInput {
     pub truth: Plane,
@@ -108,21 +111,28 @@ pub fn evaluate_slice(s: &SliceInput, threshold: f64, opts: &IsbiOptions) -> Sli
     let (w, h) = (s.truth.width, s.truth.height);
     let truth_bin = s.truth.binarize(threshold);
     let prop_bin = s.proposal.binarize(threshold);
-    let truth_cc = instances_of(&truth_bin, w, h);
-    let prop_cc = instances_of(&prop_bin, w, h);
-    let thinned = thin_borders(&prop_bin, w, h);
-    let rand = RandStats::foreground_restricted(&truth_cc, &prop_cc);
-    let v_rand_thinned = RandStats::foreground_restricted(&truth_cc, &thinned).fscore();
-    let truth_inst = s.truth_instances.clone().unwrap_or_else(|| truth_cc.clone());
-    let pred_inst = s.proposal_instances.as_ref().unwrap_or(&prop_cc);
+    // Segments: the given instance ids, else the 4-connected components (ISBI).
+    let truth_inst = s.truth_instances.clone().unwrap_or_else(|| instances_of(&truth_bin, w, h));
+    let prop_cc;
+    let pred_inst = match &s.proposal_instances {
+        Some(ids) => ids,
+        None => {
+            prop_cc = instances_of(&prop_bin, w, h);
+            &prop_cc
+        }
+    };
+    // Border thinning applies to binary proposals; instance labels are used as they are.
+    let thinned = if s.proposal_instances.is_some() { pred_inst.clone() } else { thin_borders(&prop_bin, w, h) };
+    let rand = RandStats::foreground_restricted(&truth_inst, pred_inst);
+    let v_rand_thinned = RandStats::foreground_restricted(&truth_inst, &thinned).fscore();
     let (seg_sum, seg_count) = seg_score(&truth_inst, pred_inst);
     let mut m = SliceMetrics {
         pixels: (w * h) as u64,
         pixel: PixelStats::new(&s.truth.binarize(0.0), &prop_bin),
         rand,
         v_rand_thinned,
-        v_info: v_info(&truth_cc, &prop_cc),
-        v_info_thinned: v_info(&truth_cc, &thinned),
+        v_info: v_info(&truth_inst, pred_inst),
+        v_info_thinned: v_info(&truth_inst, &thinned),
         seg_sum,
         seg_count,
         instances: instance_match(&truth_inst, pred_inst),

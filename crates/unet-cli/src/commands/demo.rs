@@ -92,6 +92,7 @@ impl DeviceJob for DemoJob {
             let mask = argmax_mask(&probs);
             let (instances, _) = instance_labels(&mask, w, h, 20);
             let truth_plane = Plane::new(w, h, truth.data.iter().map(|&v| if v != 0 { 1.0 } else { 0.0 }).collect());
+            // Rand error and SEG compare instances: touching cells of the truth stay apart.
             let input = SliceInput {
                 truth: truth_plane,
                 truth_instances: Some(truth.data.clone()),
