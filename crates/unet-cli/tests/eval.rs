@@ -95,7 +95,17 @@ fn eval_errors_are_clear() {
     std::fs::copy(fixture("truth_03.png"), truth.join("b.png")).unwrap();
     let (code, _, err) = unet(&["eval", "--pred", s(&pred), "--truth", s(&truth)]);
     assert_eq!(code, 1);
-    assert!(err.contains("no partner") && err.contains("b.png"), "{err}");
+    assert!(err.contains("no partner") && err.contains("a.png"), "{err}");
+    // A folder written by `unet predict` pairs by its *_mask files.
+    let (pred2, truth2) = (dir.path().join("pred2"), dir.path().join("truth2"));
+    std::fs::create_dir_all(&pred2).unwrap();
+    std::fs::create_dir_all(&truth2).unwrap();
+    std::fs::copy(fixture("pred_03_identical.png"), pred2.join("x_mask.png")).unwrap();
+    std::fs::copy(fixture("pred_03_identical.png"), pred2.join("x_overlay.png")).unwrap();
+    std::fs::copy(fixture("truth_03.png"), truth2.join("x.png")).unwrap();
+    let (code, out, err) = unet(&["eval", "--pred", s(&pred2), "--truth", s(&truth2), "--metrics", "pixel_error"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().nth(1).unwrap().starts_with("x "), "{out}");
     // Size mismatch.
     let small = dir.path().join("small.png");
     unet_io::write_image(

@@ -259,6 +259,31 @@ mod tests {
     }
 
     #[test]
+    fn augmented_labels_stay_in_the_label_set() {
+        use crate::sampling::{TrainImage, draw_sample, step_rng};
+        let (w, h) = (40, 30);
+        let classes: Vec<u32> = (0..w * h).map(|i| [0, 1, 3][(i / 7 + i % w / 9) % 3]).collect();
+        let img = TrainImage {
+            width: w,
+            height: h,
+            channels: 1,
+            data: (0..w * h).map(|i| (i % 17) as f32 / 17.0).collect(),
+            mean: vec![0.5],
+            std: vec![0.3],
+            classes,
+            weights: vec![1.0; w * h],
+        };
+        for step in 0..20 {
+            let mut rng = step_rng(3, step, 0);
+            let s = draw_sample(std::slice::from_ref(&img), 44, 24, &AugmentConfig::default(), &mut rng);
+            assert!(s.classes.iter().all(|c| [0, 1, 3].contains(c)), "step {step}");
+            assert_eq!((s.input.len(), s.classes.len(), s.weights.len()), (44 * 44, 24 * 24, 24 * 24));
+            let mut again = step_rng(3, step, 0);
+            assert_eq!(draw_sample(std::slice::from_ref(&img), 44, 24, &AugmentConfig::default(), &mut again), s);
+        }
+    }
+
+    #[test]
     fn displacement_field_is_smooth_and_reproducible() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let f = ElasticField::random(3, 10.0, &mut rng);

@@ -86,7 +86,9 @@ impl Default for TrainConfig {
             batch_norm: false,
             dropout: 0.5,
             optimizer: OptimizerKind::Sgd,
-            lr: 0.01,
+            // Measured on ISBI 2012 (width 16, tile 252): 1e-2 collapses to all-membrane,
+            // 1e-3 oscillates, 1e-4 learns steadily with momentum 0.99.
+            lr: 1e-4,
             momentum: 0.99,
             weight_decay: 0.0,
             schedule: Schedule::Constant,

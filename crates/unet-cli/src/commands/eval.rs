@@ -45,16 +45,51 @@ fn value(row: &MetricRow, name: &str) -> f64 {
     }
 }
 
-/// Pairs prediction and truth files by stem (or takes two files as a pair).
+/// Pairs prediction and truth files by stem (or takes two files as a pair). A folder
+/// written by `unet predict` pairs by its `*_prob` files (or `*_mask` files when there are
+/// no probability maps), the suffix dropped.
 fn pairs(pred: &Path, truth: &Path) -> anyhow::Result<Vec<(String, PathBuf, PathBuf)>> {
+    let stem_of = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     if pred.is_file() && truth.is_file() {
-        let stem = pred.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        return Ok(vec![(stem, pred.to_path_buf(), truth.to_path_buf())]);
+        return Ok(vec![(stem_of(pred), pred.to_path_buf(), truth.to_path_buf())]);
     }
     if pred.is_file() != truth.is_file() {
         return usage("--pred and --truth must both be files or both be folders");
     }
-    Ok(unet_io::pair_by_stem(pred, truth)?.into_iter().map(|p| (p.stem, p.image, p.label)).collect())
+    let files = unet_io::list_images(pred)?;
+    let mut chosen: Vec<(String, PathBuf)> = files.iter().map(|f| (stem_of(f), f.clone())).collect();
+    for suffix in ["_prob", "_mask"] {
+        let with: Vec<(String, PathBuf)> =
+            chosen.iter().filter_map(|(s, f)| s.strip_suffix(suffix).map(|b| (b.to_string(), f.clone()))).collect();
+        if !with.is_empty() {
+            chosen = with;
+            break;
+        }
+    }
+    let truths: std::collections::BTreeMap<String, PathBuf> =
+        unet_io::list_images(truth)?.into_iter().map(|f| (stem_of(&f), f)).collect();
+    let mut out = Vec::new();
+    for (stem, p) in chosen {
+        match truths.get(&stem) {
+            Some(t) => out.push((stem, p, t.clone())),
+            None => bail!(
+                "{}: has no partner named '{stem}.*' in {}; add it or remove the file",
+                p.display(),
+                truth.display()
+            ),
+        }
+    }
+    if out.len() < truths.len() {
+        let have: std::collections::HashSet<&String> = out.iter().map(|(s, _, _)| s).collect();
+        if let Some((s, t)) = truths.iter().find(|(s, _)| !have.contains(s)) {
+            bail!(
+                "{}: has no prediction named '{s}' in {}; predict it or remove the file",
+                t.display(),
+                pred.display()
+            );
+        }
+    }
+    Ok(out)
 }
 
 fn distinct_up_to(values: &[u32], limit: usize) -> usize {
