@@ -1,15 +1,7 @@
 //! `unet info` and the CLI's error conventions, run as a user would.
 
-use std::process::Command;
-
-fn unet(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_unet")).args(args).output().expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+mod common;
+use common::*;
 
 #[test]
 fn info_describes_the_paper_network() {

@@ -1,22 +1,11 @@
 //! `unet predict` end to end: outputs, formats, stacks and errors.
 
+mod common;
+use common::*;
+
 use std::path::Path;
-use std::process::Command;
 
 use unet_io::{BitDepth, ColorMode, Image, LabelKind, SampleKind};
-
-fn unet(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_unet")).args(args).output().expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn model(dir: &Path, in_channels: usize) -> std::path::PathBuf {
     let config = unet_nn::UNetConfig { width: 2, depth: 2, in_channels, ..Default::default() };

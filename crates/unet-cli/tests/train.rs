@@ -1,22 +1,11 @@
 //! `unet train`, `unet weights` and `unet augment` from the command line.
 
+mod common;
+use common::*;
+
 use std::path::Path;
-use std::process::Command;
 
 use unet_io::{BitDepth, ColorMode, Image, Label, SampleKind};
-
-fn unet(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_unet")).args(args).output().expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Two bright touching discs and one apart, with instance labels.
 fn synth(dir: &Path) {

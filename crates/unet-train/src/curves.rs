@@ -48,6 +48,37 @@ pub fn parse_csv(text: &str) -> Vec<CurvePoint> {
         .collect()
 }
 
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One panel: axes from 0 to `x_max` and `y_max`, a caption and axis labels when a font exists.
+fn panel<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    x_max: f64,
+    y_max: f64,
+    text: bool,
+) -> Result<Chart<'a, 'b>, String> {
+    let mut chart = ChartBuilder::on(area);
+    chart.margin(12).x_label_area_size(if text { 30 } else { 4 }).y_label_area_size(if text { 50 } else { 4 });
+    if text {
+        chart.caption(caption, ("sans-serif", 18));
+    }
+    let mut c = chart.build_cartesian_2d(0.0..x_max, 0.0..y_max).map_err(|e| e.to_string())?;
+    let mut mesh = c.configure_mesh();
+    if text {
+        mesh.x_desc("step");
+    } else {
+        mesh.x_labels(0).y_labels(0);
+    }
+    mesh.draw().map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
 /// Draws the curves into an RGB buffer of `w x h` pixels.
 pub fn render(points: &[CurvePoint], w: u32, h: u32) -> Result<Vec<u8>, String> {
     let mut buf = vec![255u8; (w * h * 3) as usize];
@@ -58,35 +89,10 @@ pub fn render(points: &[CurvePoint], w: u32, h: u32) -> Result<Vec<u8>, String> 
         let (left, right) = root.split_horizontally(w / 2);
         let max_step = points.iter().map(|p| p.step).max().unwrap_or(1).max(1) as f64;
         let max_loss = points.iter().map(|p| p.loss).fold(0.0, f64::max).max(1e-6) * 1.05;
-        let mut chart = ChartBuilder::on(&left);
-        chart.margin(12).x_label_area_size(if text { 30 } else { 4 }).y_label_area_size(if text { 50 } else { 4 });
-        if text {
-            chart.caption("training loss", ("sans-serif", 18));
-        }
-        let mut c = chart.build_cartesian_2d(0.0..max_step, 0.0..max_loss).map_err(|e| e.to_string())?;
-        let mut mesh = c.configure_mesh();
-        if text {
-            mesh.x_desc("step");
-        } else {
-            mesh.x_labels(0).y_labels(0);
-        }
-        mesh.draw().map_err(|e| e.to_string())?;
+        let mut c = panel(&left, "training loss", max_step, max_loss, text)?;
         c.draw_series(LineSeries::new(points.iter().map(|p| (p.step as f64, p.loss)), &BLUE))
             .map_err(|e| e.to_string())?;
-
-        let mut chart = ChartBuilder::on(&right);
-        chart.margin(12).x_label_area_size(if text { 30 } else { 4 }).y_label_area_size(if text { 50 } else { 4 });
-        if text {
-            chart.caption("validation", ("sans-serif", 18));
-        }
-        let mut c = chart.build_cartesian_2d(0.0..max_step, 0.0..1.0).map_err(|e| e.to_string())?;
-        let mut mesh = c.configure_mesh();
-        if text {
-            mesh.x_desc("step");
-        } else {
-            mesh.x_labels(0).y_labels(0);
-        }
-        mesh.draw().map_err(|e| e.to_string())?;
+        let mut c = panel(&right, "validation", max_step, 1.0, text)?;
         let names = ["pixel error", "IoU", "Rand error", "V_Rand"];
         let colors = [RED, GREEN, MAGENTA, CYAN];
         for k in 0..4 {
