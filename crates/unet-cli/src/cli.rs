@@ -38,6 +38,8 @@ pub enum Command {
     Augment(AugmentArgs),
     /// Generate synthetic microscopy-like images of touching cells with instance labels.
     Synth(SynthArgs),
+    /// Time the forward pass and a full training step (compare with ../shared/bench/torch_unet.py).
+    Bench(BenchArgs),
     /// Score predictions against ground truth (ISBI 2012 and cell tracking metrics).
     Eval(EvalArgs),
 }
@@ -341,6 +343,32 @@ pub struct DemoArgs {
     /// Replace an existing demo folder's contents.
     #[arg(long)]
     pub force: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Arguments of `unet bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Features at the first level.
+    #[arg(long, default_value_t = 64)]
+    pub width: usize,
+    /// Input tile size (batch 1).
+    #[arg(long, default_value_t = 572)]
+    pub tile: usize,
+    /// Number of poolings.
+    #[arg(long, default_value_t = 4)]
+    pub depth: usize,
+    /// Timed repetitions after one warm-up (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Only time the forward pass.
+    #[arg(long)]
+    pub skip_train: bool,
+    /// Print one JSON line with the keys of the PyTorch reference script.
+    #[arg(long)]
+    pub json: bool,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,

@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
 mod augment;
+mod bench;
 mod demo;
 mod eval;
 mod info;
@@ -22,5 +23,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Weights(args) => weights::run(args),
         Command::Augment(args) => augment::run(args),
         Command::Synth(args) => synth::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
