@@ -180,6 +180,10 @@ pub struct PredictArgs {
     /// Smallest instance kept, in pixels.
     #[arg(long, default_value_t = 1)]
     pub min_size: usize,
+    /// Split touching cells in the instance labels (watershed on the distance transform,
+    /// markers where the distance reaches this fraction of the component's maximum, e.g. 0.5).
+    #[arg(long)]
+    pub split_touching: Option<f64>,
     /// Do not write overlay PNGs.
     #[arg(long)]
     pub no_overlay: bool,

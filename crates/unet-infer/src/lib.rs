@@ -6,6 +6,7 @@
 //! whatever the tile size: predictions are tiling-invariant. `same`-padding models use
 //! overlapping tiles blended with a Gaussian window instead.
 
+mod distance;
 mod error;
 mod memory;
 mod mirror;
@@ -15,10 +16,11 @@ mod probabilities;
 mod tiling;
 mod tta;
 
+pub use distance::euclidean_distance;
 pub use error::{InferError, Result};
 pub use memory::{available_memory_mb, estimate_tile_memory_mb};
 pub use mirror::{mirror_index, mirror_window};
-pub use postprocess::{argmax_mask, instance_labels, overlay, threshold_mask};
+pub use postprocess::{argmax_mask, instance_labels, overlay, split_touching, threshold_mask};
 pub use predictor::{Predictor, PredictorOptions};
 pub use probabilities::Probabilities;
 pub use tiling::{Tile, TilePlan};

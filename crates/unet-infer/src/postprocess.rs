@@ -46,6 +46,83 @@ pub fn instance_labels(mask: &[u32], width: usize, height: usize, min_size: usiz
     (labels.iter().map(|&l| remap[l as usize]).collect(), next)
 }
 
+/// Splits touching cells: a marker-controlled watershed on the distance transform of the
+/// foreground. Markers are the parts of each connected component where the distance to
+/// the background is at least `ratio` times the component's largest distance (and at least
+/// 1 px), so two cells joined by a neck get two markers; every foreground pixel then goes
+/// to the marker it is reached from first when flooding in order of decreasing distance.
+/// Returns instance ids `1..=count` (4-connected regions) and the count.
+pub fn split_touching(mask: &[u32], width: usize, height: usize, ratio: f64, min_size: usize) -> (Vec<u32>, u32) {
+    use std::cmp::Ordering;
+    use std::collections::BinaryHeap;
+    let n = width * height;
+    let background: Vec<bool> = mask.iter().map(|&v| v == 0).collect();
+    let dist = crate::distance::euclidean_distance(&background, width, height);
+    let fg: Vec<bool> = mask.iter().map(|&v| v != 0).collect();
+    let (comp, ncomp) = label_components(&fg, width, height, Connectivity::Four);
+    let mut peak = vec![0f64; ncomp as usize + 1];
+    for i in 0..n {
+        if comp[i] != 0 {
+            peak[comp[i] as usize] = peak[comp[i] as usize].max(dist[i]);
+        }
+    }
+    let seeds: Vec<bool> =
+        (0..n).map(|i| comp[i] != 0 && dist[i] >= (ratio * peak[comp[i] as usize]).max(1.0)).collect();
+    let (mut labels, _) = label_components(&seeds, width, height, Connectivity::Four);
+    #[derive(PartialEq)]
+    struct Item(f64, usize);
+    impl Eq for Item {}
+    impl PartialOrd for Item {
+        fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for Item {
+        // Largest distance first; ties by smaller index, so the flood is deterministic.
+        fn cmp(&self, o: &Self) -> Ordering {
+            self.0.total_cmp(&o.0).then(o.1.cmp(&self.1))
+        }
+    }
+    let mut heap = BinaryHeap::new();
+    for i in 0..n {
+        if labels[i] != 0 {
+            heap.push(Item(dist[i], i));
+        }
+    }
+    while let Some(Item(_, p)) = heap.pop() {
+        let (x, y) = (p % width, p / width);
+        let l = labels[p];
+        for (nx, ny) in [(x.wrapping_sub(1), y), (x + 1, y), (x, y.wrapping_sub(1)), (x, y + 1)] {
+            if nx < width && ny < height {
+                let q = ny * width + nx;
+                if fg[q] && labels[q] == 0 {
+                    labels[q] = l;
+                    heap.push(Item(dist[q], q));
+                }
+            }
+        }
+    }
+    // Renumber in raster order, dropping small pieces.
+    let mut size = std::collections::HashMap::new();
+    labels.iter().filter(|&&l| l != 0).for_each(|&l| *size.entry(l).or_insert(0usize) += 1);
+    let mut remap = std::collections::HashMap::new();
+    let mut next = 0u32;
+    for l in labels.iter_mut() {
+        if *l == 0 {
+            continue;
+        }
+        if size[l] < min_size.max(1) {
+            *l = 0;
+            continue;
+        }
+        *l = *remap.entry(*l).or_insert_with(|| {
+            next += 1;
+            next
+        });
+    }
+    (labels, next)
+}
+
 /// An RGB picture: the (contrast-stretched) input in gray with the outlines of the
 /// labelled regions drawn in colour (one colour per label).
 pub fn overlay(image: &Image, labels: &[u32]) -> Image {

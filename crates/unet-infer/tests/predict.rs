@@ -140,3 +140,22 @@ fn instances_of_separate_and_touching_blobs() {
     assert_eq!(labels[0], 0);
     assert_eq!(*labels.iter().max().unwrap(), 2);
 }
+
+#[test]
+fn touching_discs_are_split_at_their_neck() {
+    let (w, h) = (60, 30);
+    let disc = |cx: f32, r: f32| move |x: usize, y: usize| (x as f32 - cx).powi(2) + (y as f32 - 15.0).powi(2) <= r * r;
+    let (a, b) = (disc(18.0, 10.0), disc(38.0, 11.0));
+    let mask: Vec<u32> = (0..w * h).map(|i| u32::from(a(i % w, i / w) || b(i % w, i / w))).collect();
+    assert_eq!(instance_labels(&mask, w, h, 1).1, 1, "one component before splitting");
+    let (labels, n) = unet_infer::split_touching(&mask, w, h, 0.5, 5);
+    assert_eq!(n, 2);
+    let (la, lb) = (labels[15 * w + 14], labels[15 * w + 42]);
+    assert!(la != 0 && lb != 0 && la != lb);
+    // Every foreground pixel keeps a label; the split lies near the neck (x = 28).
+    assert!((0..w * h).all(|i| (mask[i] != 0) == (labels[i] != 0)));
+    assert!((0..w).filter(|&x| labels[15 * w + x] == la).all(|x| x <= 29));
+    // A single disc stays whole.
+    let single: Vec<u32> = (0..w * h).map(|i| u32::from(a(i % w, i / w))).collect();
+    assert_eq!(unet_infer::split_touching(&single, w, h, 0.5, 5).1, 1);
+}

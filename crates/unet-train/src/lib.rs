@@ -7,7 +7,6 @@ pub mod checkpoint;
 pub mod config;
 pub mod curves;
 pub mod data;
-mod distance;
 pub mod error;
 pub mod loss;
 pub mod optim;
@@ -16,6 +15,5 @@ pub mod trainer;
 pub mod weights;
 
 pub use config::{LabelMode, NormMode, TrainConfig};
-pub use distance::euclidean_distance;
 pub use error::{Result, TrainError};
 pub use trainer::{Progress, Summary, Validation, train};

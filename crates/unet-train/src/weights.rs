@@ -11,7 +11,7 @@
 
 use unet_metrics::{Connectivity, label_components};
 
-use crate::distance::euclidean_distance;
+use unet_infer::euclidean_distance;
 
 /// Parameters of eq. 2.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -158,7 +158,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             res["tile"],
             res["forward_s"].as_f64().unwrap_or(0.0),
             res["forward_gflops"],
-            res.get("train_step_s").and_then(|v| v.as_f64()).map(|s| format!(", train step {s:.3} s")).unwrap_or_default(),
+            res.get("train_step_s")
+                .and_then(|v| v.as_f64())
+                .map(|s| format!(", train step {s:.3} s"))
+                .unwrap_or_default(),
             res["peak_rss_mb"]
         );
     }

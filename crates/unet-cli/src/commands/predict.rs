@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use burn::tensor::backend::Backend;
-use unet_infer::{Predictor, PredictorOptions, Probabilities, argmax_mask, instance_labels, overlay, threshold_mask};
+use unet_infer::{
+    Predictor, PredictorOptions, Probabilities, argmax_mask, instance_labels, overlay, split_touching, threshold_mask,
+};
 use unet_io::{BitDepth, ColorMode, Image, Label, SampleKind};
 use unet_nn::ModelFile;
 
@@ -140,7 +142,11 @@ fn write_outputs(args: &PredictArgs, stem: &str, pages: &[Image], probs: &[Proba
             .iter()
             .map(|m| {
                 let fg: Vec<u32> = m.iter().map(|&v| u32::from(v != 0)).collect();
-                Label { width: w, height: h, data: instance_labels(&fg, w, h, args.min_size).0 }
+                let data = match args.split_touching {
+                    Some(ratio) => split_touching(&fg, w, h, ratio, args.min_size).0,
+                    None => instance_labels(&fg, w, h, args.min_size).0,
+                };
+                Label { width: w, height: h, data }
             })
             .collect();
         unet_io::write_labels(&out("instances.tif"), &labels, args.force)?;
@@ -163,6 +169,11 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         && !(0.0..1.0).contains(&t)
     {
         return usage("--threshold must be in [0, 1)");
+    }
+    if let Some(r) = args.split_touching
+        && !(r > 0.0 && r < 1.0)
+    {
+        return usage("--split-touching must be in (0, 1)");
     }
     let model = ModelFile::load(&args.model).with_context(|| "cannot load the model")?;
     let inputs = inputs(&args.inputs)?;

@@ -1,6 +1,7 @@
 //! Exact Euclidean distance transform (Felzenszwalb & Huttenlocher 2012): the lower
-//! envelope of parabolas, one pass per axis. Written here because the weight map needs it
-//! on small windows around each cell, and the algorithm is short; the image crates either
+//! envelope of parabolas, one pass per axis. Written here because the weight maps need it
+//! on small windows around each cell and instance splitting on whole masks, and the
+//! algorithm is short; the image crates either
 //! lack an exact EDT or bring a large dependency tree for it.
 
 const INF: f64 = 1e20;
