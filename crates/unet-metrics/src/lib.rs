@@ -28,7 +28,7 @@ pub use plane::Plane;
 pub use rand_index::RandStats;
 pub use stack::{
     IsbiOptions, MetricRow, SliceInput, SliceMetrics, StackEvaluation, ThresholdRow, evaluate_slice, evaluate_stack,
-    evaluate_stack_with_progress, isbi_thresholds,
+    evaluate_stack_with_progress, isbi_thresholds, metric_names,
 };
 pub use variation_of_information::v_info;
 pub use warping::{Defect, DefectCounts, WarpingResult, simple_point_warp, warping_error};

@@ -228,6 +228,18 @@ const FIELDS: [Field; 12] = [
     ("ap", true, |r| r.ap, |d, s| d.ap = s.ap),
 ];
 
+/// The names of the scores in a [`MetricRow`], in table order.
+pub fn metric_names() -> impl Iterator<Item = &'static str> {
+    FIELDS.iter().map(|f| f.0)
+}
+
+impl MetricRow {
+    /// The score called `name` (see [`metric_names`]).
+    pub fn value(&self, name: &str) -> Option<f64> {
+        FIELDS.iter().find(|f| f.0 == name).map(|f| (f.2)(self))
+    }
+}
+
 /// Scores a stack over `opts.thresholds` (slices and thresholds in parallel).
 pub fn evaluate_stack(slices: &[SliceInput], opts: &IsbiOptions) -> StackEvaluation {
     evaluate_stack_with_progress(slices, opts, &|| {})

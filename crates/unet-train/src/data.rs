@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use unet_io::{ColorMode, Image, LabelKind};
+use unet_io::{ColorMode, Image, Label, LabelKind};
 use unet_nn::Normalization;
 
 use crate::config::{LabelMode, NormMode};
@@ -26,6 +26,27 @@ fn distinct_at_most_two(v: &[u32]) -> bool {
     v.iter().all(|&x| x == 0 || Some(x) == first_nonzero)
 }
 
+/// The cells of a label image (read as instance ids) as the mode says: instance ids as
+/// they are, or the 4-connected components of a binary mask, with touching cells split by
+/// one-pixel separation borders. `path` names the file in errors.
+pub fn label_cells(label: &Label, mode: LabelMode, path: &Path) -> Result<Vec<u32>> {
+    let (w, h) = label.size();
+    let is_instance = match mode {
+        LabelMode::Instance => true,
+        LabelMode::Binary => {
+            if !distinct_at_most_two(&label.data) {
+                return Err(TrainError::Data(format!(
+                    "{}: has more than two values but --label-mode is binary; use instance",
+                    path.display()
+                )));
+            }
+            false
+        }
+        LabelMode::Auto => !distinct_at_most_two(&label.data),
+    };
+    Ok(separate_touching(&instances(&label.data, w, h, is_instance), w, h))
+}
+
 /// Reads and pairs a folder of images with a folder of labels (all pages of stacks).
 pub fn load_labelled(images: &Path, labels: &Path, mode: LabelMode) -> Result<Vec<LabelledImage>> {
     let mut out = Vec::new();
@@ -33,21 +54,7 @@ pub fn load_labelled(images: &Path, labels: &Path, mode: LabelMode) -> Result<Ve
         let (imgs, labs) = pair.load(ColorMode::Gray, LabelKind::Instance)?;
         let multi = imgs.len() > 1;
         for (k, (image, label)) in imgs.into_iter().zip(labs).enumerate() {
-            let (w, h) = label.size();
-            let is_instance = match mode {
-                LabelMode::Instance => true,
-                LabelMode::Binary => {
-                    if !distinct_at_most_two(&label.data) {
-                        return Err(TrainError::Data(format!(
-                            "{}: has more than two values but --label-mode is binary; use instance",
-                            pair.label.display()
-                        )));
-                    }
-                    false
-                }
-                LabelMode::Auto => !distinct_at_most_two(&label.data),
-            };
-            let cells = separate_touching(&instances(&label.data, w, h, is_instance), w, h);
+            let cells = label_cells(&label, mode, &pair.label)?;
             let name = if multi { format!("{}[{k}]", pair.stem) } else { pair.stem.clone() };
             out.push(LabelledImage { name, image, cells });
         }

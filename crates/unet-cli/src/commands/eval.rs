@@ -11,38 +11,8 @@ use unet_metrics::{IsbiOptions, MetricRow, Plane, SliceInput, isbi_thresholds};
 use crate::cli::{EvalArgs, PredKind, TruthKind};
 use crate::usage::usage;
 
-/// Every metric `--metrics` can name, in table order.
-const METRICS: [&str; 12] = [
-    "pixel_error",
-    "pixel_fscore_error",
-    "rand_error",
-    "v_rand",
-    "v_info",
-    "v_info_unthinned",
-    "warping_error",
-    "splits_mergers_error",
-    "iou",
-    "dice",
-    "seg",
-    "ap",
-];
-
 fn value(row: &MetricRow, name: &str) -> f64 {
-    match name {
-        "pixel_error" => row.pixel_error,
-        "pixel_fscore_error" => row.pixel_fscore_error,
-        "rand_error" => row.rand_error,
-        "v_rand" => row.v_rand,
-        "v_info" => row.v_info,
-        "v_info_unthinned" => row.v_info_unthinned,
-        "warping_error" => row.warping_error,
-        "splits_mergers_error" => row.splits_mergers_error,
-        "iou" => row.iou,
-        "dice" => row.dice,
-        "seg" => row.seg,
-        "ap" => row.ap,
-        _ => unreachable!("metric names are checked"),
-    }
+    row.value(name).expect("metric names are checked")
 }
 
 /// Pairs prediction and truth files by stem (or takes two files as a pair). A folder
@@ -192,16 +162,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         Some(list) => {
             let mut out = Vec::new();
             for m in list.split(',').map(str::trim) {
-                match METRICS.iter().find(|&&k| k == m) {
-                    Some(k) => out.push(*k),
+                match unet_metrics::metric_names().find(|&k| k == m) {
+                    Some(k) => out.push(k),
                     None => {
-                        return usage(format!("--metrics: unknown metric '{m}'; choose from {}", METRICS.join(", ")));
+                        return usage(format!(
+                            "--metrics: unknown metric '{m}'; choose from {}",
+                            unet_metrics::metric_names().collect::<Vec<_>>().join(", ")
+                        ));
                     }
                 }
             }
             out
         }
-        None => METRICS.to_vec(),
+        None => unet_metrics::metric_names().collect(),
     };
     if let Some(json) = &args.json {
         unet_io::check_writable(json, args.force)?;

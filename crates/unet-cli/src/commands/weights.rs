@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use unet_io::{BitDepth, Image, LabelKind, SampleKind};
 use unet_train::LabelMode;
-use unet_train::weights::{ClassCounts, WeightParams, instances, separate_touching, weight_map};
+use unet_train::weights::{ClassCounts, WeightParams, weight_map};
 
 use crate::cli::WeightsArgs;
 use crate::usage::usage;
@@ -35,19 +35,7 @@ pub fn run(args: WeightsArgs) -> anyhow::Result<()> {
     for f in &files {
         for l in unet_io::read_label_stack(f, LabelKind::Instance)? {
             let (w, h) = l.size();
-            let first = l.data.iter().copied().find(|&v| v != 0);
-            let binary = l.data.iter().all(|&v| v == 0 || Some(v) == first);
-            let inst = instances(
-                &l.data,
-                w,
-                h,
-                match mode {
-                    LabelMode::Auto => !binary,
-                    LabelMode::Binary => false,
-                    LabelMode::Instance => true,
-                },
-            );
-            let sep = separate_touching(&inst, w, h);
+            let sep = unet_train::data::label_cells(&l, mode, f)?;
             counts.add(&sep.iter().map(|&c| u32::from(c != 0)).collect::<Vec<_>>());
             cells.push((f.clone(), w, h, sep));
         }
