@@ -1,15 +1,14 @@
 //! Runs a computation on the device named by `--device`: the code is generic over the
 //! backend and this picks the instantiation (Flex on the CPU, CUDA with the `cuda` feature).
 
-use burn::tensor::backend::Backend;
-use unet_nn::DeviceSpec;
+use unet_nn::{DeviceSpec, UnetBackend};
 
 use crate::usage::usage;
 
 /// A computation generic over the backend.
 pub trait DeviceJob {
     type Output;
-    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<Self::Output>;
+    fn run<B: UnetBackend>(self, device: B::Device) -> anyhow::Result<Self::Output>;
 }
 
 /// Runs `job` on the device `spec` names.

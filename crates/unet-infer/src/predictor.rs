@@ -2,9 +2,9 @@
 //! class probabilities by overlap-tile, streaming one batch of tiles at a time.
 
 use burn::tensor::activation::softmax;
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, TensorData};
 use unet_io::Image;
-use unet_nn::{Geometry, Normalization, UNet, UNetConfig};
+use unet_nn::{Geometry, Normalization, UNet, UNetConfig, UnetBackend};
 
 use crate::error::{InferError, Result};
 use crate::memory::{available_memory_mb, estimate_tile_memory_mb};
@@ -25,7 +25,7 @@ pub struct PredictorOptions {
 }
 
 /// A model ready to predict.
-pub struct Predictor<B: Backend> {
+pub struct Predictor<B: UnetBackend> {
     model: UNet<B>,
     config: UNetConfig,
     normalization: Normalization,
@@ -37,7 +37,7 @@ pub struct Predictor<B: Backend> {
 /// Largest tile considered by the automatic choice.
 const MAX_AUTO_TILE: usize = 1100;
 
-impl<B: Backend> Predictor<B> {
+impl<B: UnetBackend> Predictor<B> {
     /// Wraps a model; checks or chooses the tile size.
     pub fn new(
         model: UNet<B>,

@@ -6,6 +6,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer as BurnInit, PaddingConfig2d};
 use burn::tensor::{Tensor, activation::relu, backend::Backend};
 
+use crate::ops::{self, ConvKind, UnetBackend};
+
 use crate::config::Padding;
 use crate::init::Initializer;
 
@@ -56,17 +58,30 @@ impl<B: Backend> ConvBlock<B> {
             bn2: bn(),
         }
     }
+}
 
+impl<B: UnetBackend> ConvBlock<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = self.conv1.forward(x);
-        let x = relu(match &self.bn1 {
-            Some(bn) => bn.forward(x),
-            None => x,
-        });
-        let x = self.conv2.forward(x);
-        relu(match &self.bn2 {
-            Some(bn) => bn.forward(x),
-            None => x,
-        })
+        let x = conv_bn_relu(&self.conv1, self.bn1.as_ref(), x);
+        conv_bn_relu(&self.conv2, self.bn2.as_ref(), x)
     }
+}
+
+/// `relu([bn](conv(x)))`; without batch norm the ReLU is fused into the convolution.
+fn conv_bn_relu<B: UnetBackend>(conv: &Conv2d<B>, bn: Option<&BatchNorm<B>>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let pad = match conv.padding {
+        PaddingConfig2d::Explicit(p, ..) => p,
+        _ => 0,
+    };
+    let kind = ConvKind::Conv3x3 { pad, relu: bn.is_none() };
+    let y = ops::conv(kind, x, conv.weight.val(), conv_bias(conv));
+    match bn {
+        Some(bn) => relu(bn.forward(y)),
+        None => y,
+    }
+}
+
+/// The bias of a convolution we built (always with bias).
+pub(crate) fn conv_bias<B: Backend>(conv: &Conv2d<B>) -> Tensor<B, 1> {
+    conv.bias.as_ref().expect("the network's convolutions have biases").val()
 }

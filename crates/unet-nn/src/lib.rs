@@ -4,7 +4,9 @@
 //! and [`UNetConfig::init`] builds a [`UNet`] with the paper's He initialisation from a seed.
 //! [`Geometry`] answers which tile sizes the network takes and what it returns for them.
 //! [`ModelFile`] stores a model with its config and input normalisation in one safetensors
-//! file. [`Normalization`] maps raw image samples to network input.
+//! file. [`Normalization`] maps raw image samples to network input. The convolutions run
+//! through [`UnetBackend`] (see [`ops`]): fast CPU kernels with their own backward on Flex,
+//! burn's own ops elsewhere.
 
 mod backend;
 mod block;
@@ -15,6 +17,7 @@ mod init;
 mod model;
 mod model_file;
 mod normalization;
+pub mod ops;
 mod params;
 
 #[cfg(feature = "cuda")]
@@ -26,4 +29,5 @@ pub use geometry::Geometry;
 pub use model::UNet;
 pub use model_file::{MODEL_FORMAT, MODEL_FORMAT_VERSION, ModelFile, read_safetensors, to_safetensors_bytes};
 pub use normalization::Normalization;
+pub use ops::UnetBackend;
 pub use params::NamedTensor;

@@ -10,10 +10,11 @@ use burn::tensor::module::max_pool2d;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use rand::Rng;
 
-use crate::block::{ConvBlock, he_conv};
+use crate::block::{ConvBlock, conv_bias, he_conv};
 use crate::config::UNetConfig;
 use crate::error::Result;
 use crate::init::Initializer;
+use crate::ops::{self, ConvKind, UnetBackend};
 
 /// The network. Build it with [`UNetConfig::init`].
 #[derive(Module, Debug)]
@@ -77,7 +78,9 @@ impl<B: Backend> UNet<B> {
     pub fn depth(&self) -> usize {
         self.down.len() - 1
     }
+}
 
+impl<B: UnetBackend> UNet<B> {
     /// Class scores (logits) `[N, K, h, w]` for an input `[N, C, H, W]`, without dropout.
     /// `H` and `W` must be valid sizes (see [`crate::Geometry`]).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -108,11 +111,12 @@ impl<B: Backend> UNet<B> {
             x = self.apply_dropout(x, rng);
         }
         for ((upconv, block), skip) in self.upconv.iter().zip(&self.up).zip(skips.into_iter().rev()) {
-            let u = upconv.forward(x);
+            let bias = upconv.bias.as_ref().expect("the up-convolutions have biases").val();
+            let u = ops::conv(ConvKind::UpConv2x2, x, upconv.weight.val(), bias);
             let [_, _, h, w] = u.dims();
             x = block.forward(Tensor::cat(vec![center_crop(skip, h, w), u], 1));
         }
-        self.head.forward(x)
+        ops::conv(ConvKind::Conv1x1, x, self.head.weight.val(), conv_bias(&self.head))
     }
 
     fn apply_dropout<R: Rng>(&self, x: Tensor<B, 4>, rng: &mut R) -> Tensor<B, 4> {

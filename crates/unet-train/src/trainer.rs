@@ -14,7 +14,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use unet_infer::{Predictor, PredictorOptions};
 use unet_metrics::{IsbiOptions, Plane, SliceInput, evaluate_slice};
-use unet_nn::{Geometry, ModelFile, Normalization, UNet, UNetConfig};
+use unet_nn::{Geometry, ModelFile, Normalization, UNet, UNetConfig, UnetBackend};
 
 use crate::checkpoint;
 use crate::config::TrainConfig;
@@ -123,7 +123,7 @@ fn to_tensors<B: Backend>(
 }
 
 /// Scores a model on validation images (overlap-tile prediction, threshold 0.5).
-pub fn validate<B: Backend>(
+pub fn validate<B: UnetBackend>(
     model: UNet<B>,
     net: &UNetConfig,
     normalization: Normalization,
@@ -183,7 +183,7 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Trains as configured into `run` (created; an existing run is refused unless `resume`).
-pub fn train<B: Backend>(
+pub fn train<B: UnetBackend>(
     cfg: &TrainConfig,
     run: &Path,
     resume: bool,

@@ -8,10 +8,9 @@ use std::time::Instant;
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
-use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use rand::SeedableRng;
-use unet_nn::{Geometry, UNetConfig};
+use unet_nn::{Geometry, UNetConfig, UnetBackend};
 use unet_train::loss::weighted_cross_entropy;
 use unet_train::optim::{Optimizer, OptimizerKind};
 
@@ -69,7 +68,7 @@ struct BenchJob {
 impl DeviceJob for BenchJob {
     type Output = serde_json::Value;
 
-    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<serde_json::Value> {
+    fn run<B: UnetBackend>(self, device: B::Device) -> anyhow::Result<serde_json::Value> {
         let BenchJob { args, config } = self;
         let out = Geometry::of(&config).output(args.tile)?;
         let model = config.init::<Autodiff<B>>(0, &device)?;

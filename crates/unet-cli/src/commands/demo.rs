@@ -8,11 +8,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use burn::tensor::backend::Backend;
 use unet_infer::{Predictor, PredictorOptions, argmax_mask, instance_labels, overlay, split_touching};
 use unet_io::{BitDepth, ColorMode, LabelKind};
 use unet_metrics::{IsbiOptions, Plane, SliceInput, evaluate_slice};
-use unet_nn::ModelFile;
+use unet_nn::{ModelFile, UnetBackend};
 use unet_synth::SynthParams;
 use unet_train::TrainConfig;
 use unet_train::augment::AugmentConfig;
@@ -52,7 +51,7 @@ struct DemoJob {
 impl DeviceJob for DemoJob {
     type Output = (unet_train::Summary, Scores, Vec<(String, Scores)>);
 
-    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<Self::Output> {
+    fn run<B: UnetBackend>(self, device: B::Device) -> anyhow::Result<Self::Output> {
         let DemoJob { out, plan, seed, lr } = self;
         let data = out.join("data");
         let cfg = TrainConfig {

@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use burn::tensor::backend::Backend;
 use unet_infer::{
     Predictor, PredictorOptions, Probabilities, argmax_mask, instance_labels, overlay, split_touching, threshold_mask,
 };
 use unet_io::{BitDepth, ColorMode, Image, Label, SampleKind};
-use unet_nn::ModelFile;
+use unet_nn::{ModelFile, UnetBackend};
 
 use crate::cli::{PredictArgs, SaveProbs};
 use crate::device::{DeviceJob, run_on};
@@ -62,7 +61,7 @@ struct PredictJob {
 impl DeviceJob for PredictJob {
     type Output = ();
 
-    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
+    fn run<B: UnetBackend>(self, device: B::Device) -> anyhow::Result<()> {
         let PredictJob { args, model, inputs } = self;
         let net = model.model::<B>(&device, &args.model)?;
         let opts = PredictorOptions { tile: args.tile, batch_tiles: args.batch_tiles, memory_mb: args.memory_mb };

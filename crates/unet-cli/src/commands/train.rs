@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use burn::tensor::backend::Backend;
+use unet_nn::UnetBackend;
 use unet_train::TrainConfig;
 
 use crate::cli::TrainArgs;
@@ -94,7 +94,7 @@ struct TrainJob {
 impl DeviceJob for TrainJob {
     type Output = unet_train::Summary;
 
-    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<unet_train::Summary> {
+    fn run<B: UnetBackend>(self, device: B::Device) -> anyhow::Result<unet_train::Summary> {
         let bar = crate::progress::bar(self.cfg.steps, "training");
         let mut started = false;
         let summary = unet_train::train::<B>(&self.cfg, &self.run, self.resume, device, &mut |p| {

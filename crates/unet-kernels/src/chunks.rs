@@ -1,0 +1,123 @@
+//! Row-chunked, rayon-parallel drivers shared by the kernels: a chunk is a band of rows of
+//! one image, sized so its column buffer stays in the L2 cache.
+
+use rayon::prelude::*;
+
+use crate::matmul::Parallelism;
+
+/// Floats a chunk's column buffer may hold (1 MiB).
+const CHUNK_FLOATS: usize = 1 << 18;
+/// Pixels a weight-gradient band should at least cover, so that reading and writing the
+/// accumulator costs little next to the band's product.
+pub(crate) const MIN_BAND_PIXELS: usize = 512;
+/// Floats all weight-gradient accumulators together may hold (256 MiB).
+const ACC_FLOATS: usize = 1 << 26;
+
+/// A partition of `n` images of `rows` rows each into bands of at most `band` rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bands {
+    pub rows: usize,
+    pub band: usize,
+    per_image: usize,
+    pub count: usize,
+}
+
+impl Bands {
+    /// Bands for `rows` rows of `floats_per_row` column-buffer floats each, small enough for
+    /// the cache and many enough to keep every thread busy.
+    pub fn new(n: usize, rows: usize, floats_per_row: usize) -> Bands {
+        Bands::at_least(n, rows, floats_per_row, 1)
+    }
+
+    /// As [`Bands::new`] with at least `min_rows` rows per band (a weight gradient's
+    /// accumulator is read and written once per band, so bands must not be too thin).
+    pub fn at_least(n: usize, rows: usize, floats_per_row: usize, min_rows: usize) -> Bands {
+        let threads = rayon::current_num_threads().max(1);
+        let by_cache = (CHUNK_FLOATS / floats_per_row.max(1)).max(min_rows);
+        let by_balance = (rows * n).div_ceil(4 * threads).max(1);
+        let band = by_cache.min(by_balance).max(min_rows).min(rows.max(1));
+        let per_image = rows.div_ceil(band);
+        Bands { rows, band, per_image, count: n * per_image }
+    }
+
+    /// `(image, first row, end row)` of band `i`.
+    pub fn get(&self, i: usize) -> (usize, usize, usize) {
+        let (img, b) = (i / self.per_image, i % self.per_image);
+        let r0 = b * self.band;
+        (img, r0, (r0 + self.band).min(self.rows))
+    }
+}
+
+/// Per-thread scratch buffers, grown on demand and reused across bands.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    pub a: Vec<f32>,
+    pub b: Vec<f32>,
+}
+
+/// `v[..n]`, growing `v` when needed (contents unspecified).
+pub(crate) fn buf(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
+}
+
+/// A raw output pointer shared by bands that write disjoint elements.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut(pub *mut f32);
+// SAFETY: the kernels write disjoint elements from different bands.
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
+    pub fn ptr(&self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Runs `f(band, scratch)` for every band, in parallel.
+pub(crate) fn for_each_band(bands: &Bands, f: impl Fn(usize, &mut Scratch) + Sync + Send) {
+    (0..bands.count).into_par_iter().for_each_init(Scratch::default, |s, i| f(i, s));
+}
+
+/// Sums `f(band, acc, scratch, parallelism)` over all bands into one `size`-float
+/// accumulator: per-thread accumulators when they fit, else one accumulator and a
+/// multi-threaded gemm inside `f`.
+pub(crate) fn accumulate_bands(
+    bands: &Bands,
+    size: usize,
+    f: impl Fn(usize, &mut [f32], &mut Scratch, Parallelism) + Sync + Send,
+) -> Vec<f32> {
+    let threads = rayon::current_num_threads().max(1);
+    let groups = threads.min(bands.count).min((ACC_FLOATS / size.max(1)).max(1));
+    if groups <= 1 {
+        let par = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
+        let mut acc = vec![0.0; size];
+        let mut s = Scratch::default();
+        for i in 0..bands.count {
+            f(i, &mut acc, &mut s, par);
+        }
+        return acc;
+    }
+    let per = bands.count.div_ceil(groups);
+    let parts: Vec<Vec<f32>> = (0..groups)
+        .into_par_iter()
+        .map(|g| {
+            let mut acc = vec![0.0; size];
+            let mut s = Scratch::default();
+            for i in g * per..((g + 1) * per).min(bands.count) {
+                f(i, &mut acc, &mut s, Parallelism::None);
+            }
+            acc
+        })
+        .collect();
+    // Summed in group order, so the result does not depend on thread timing.
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().unwrap_or_else(|| vec![0.0; size]);
+    for p in parts {
+        total.iter_mut().zip(&p).for_each(|(x, y)| *x += y);
+    }
+    total
+}

@@ -1,0 +1,228 @@
+//! The 3x3 valid convolution `[n, ci, h, w] -> [n, co, h-2, w-2]` (weights `[co, ci, 3, 3]`),
+//! with bias and ReLU optionally fused, and its gradients.
+
+use crate::chunks::{Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, buf, for_each_band};
+use crate::matmul::{Parallelism, View, matmul};
+use crate::{Dims, Grads, channel_sums};
+
+/// Output size of a valid 3x3 convolution of `d` to `co` channels.
+pub fn output_dims(d: Dims, co: usize) -> Dims {
+    Dims::new(d.n, co, d.h.saturating_sub(2), d.w.saturating_sub(2))
+}
+
+/// Fills `col` (`9 * ci` rows of `len` floats) with the flat im2col of image `img` for the
+/// output rows starting at `r0`: row `c*9 + ky*3 + kx` is `x[c][(r0+ky)*w + kx ..][..len]`,
+/// zero past the image's end.
+fn im2col(x: &[f32], d: Dims, img: usize, r0: usize, len: usize, col: &mut [f32]) {
+    let plane = d.plane();
+    for c in 0..d.c {
+        let src = &x[(img * d.c + c) * plane..][..plane];
+        for ky in 0..3 {
+            for kx in 0..3 {
+                let row = &mut col[((c * 3 + ky) * 3 + kx) * len..][..len];
+                let start = (r0 + ky) * d.w + kx;
+                let avail = plane.saturating_sub(start).min(len);
+                row[..avail].copy_from_slice(&src[start..start + avail]);
+                row[avail..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// `relu(conv3x3(x, weight) + bias)` (ReLU when `relu`); `x` is `d`, `weight` is
+/// `[co, d.c, 3, 3]`. Returns `[d.n, co, d.h-2, d.w-2]`.
+pub fn forward(x: &[f32], d: Dims, weight: &[f32], co: usize, bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+    assert!(d.h >= 3 && d.w >= 3, "conv3x3: input {}x{} is smaller than the kernel", d.h, d.w);
+    assert_eq!(x.len(), d.len(), "conv3x3: input length");
+    let k = 9 * d.c;
+    assert_eq!(weight.len(), co * k, "conv3x3: weight length");
+    let od = output_dims(d, co);
+    let mut out = vec![0.0f32; od.len()];
+    let bands = Bands::new(d.n, od.h, k * d.w);
+    let dst = SharedMut(out.as_mut_ptr());
+    for_each_band(&bands, |i, s| {
+        let (img, r0, r1) = bands.get(i);
+        let len = (r1 - r0) * d.w;
+        let col = buf(&mut s.a, k * len);
+        im2col(x, d, img, r0, len, col);
+        let tmp = buf(&mut s.b, co * len);
+        // tmp[o][p] = sum_kk weight[o][kk] col[kk][p]; as (p x o) = (p x kk)(kk x o).
+        // SAFETY: col, weight and tmp hold len*k, co*k and co*len floats.
+        unsafe {
+            matmul(
+                len,
+                co,
+                k,
+                tmp.as_mut_ptr(),
+                1,
+                len,
+                false,
+                View::new(col, 0, 1, len),
+                View::new(weight, 0, 1, k),
+                Parallelism::None,
+            )
+        };
+        for o in 0..co {
+            let b = bias.map_or(0.0, |b| b[o]);
+            for r in r0..r1 {
+                let src = &tmp[o * len + (r - r0) * d.w..][..od.w];
+                // SAFETY: band i alone writes output rows r0..r1 of image img.
+                let row =
+                    unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(((img * co + o) * od.h + r) * od.w), od.w) };
+                if relu {
+                    row.iter_mut().zip(src).for_each(|(y, &v)| *y = (v + b).max(0.0));
+                } else {
+                    row.iter_mut().zip(src).for_each(|(y, &v)| *y = v + b);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// Gradients of [`forward`] given the output gradient `dy` (`[n, co, h-2, w-2]`). With
+/// `relu_output` (the forward output of a fused ReLU) the gradient is masked where the
+/// output was 0. The input gradient is computed only when `input_grad`.
+pub fn backward(
+    x: &[f32],
+    d: Dims,
+    weight: &[f32],
+    co: usize,
+    relu_output: Option<&[f32]>,
+    dy: &[f32],
+    input_grad: bool,
+) -> Grads {
+    let od = output_dims(d, co);
+    assert_eq!(dy.len(), od.len(), "conv3x3 backward: output gradient length");
+    let masked;
+    let dz = match relu_output {
+        Some(y) => {
+            assert_eq!(y.len(), od.len(), "conv3x3 backward: output length");
+            masked = dy.iter().zip(y).map(|(&g, &v)| if v > 0.0 { g } else { 0.0 }).collect::<Vec<f32>>();
+            &masked[..]
+        }
+        None => dy,
+    };
+    Grads {
+        input: input_grad.then(|| input_gradient(dz, d, weight, co)),
+        weight: weight_gradient(x, d, dz, co),
+        bias: channel_sums(dz, od),
+    }
+}
+
+/// `dW[o][c*9 + ky*3 + kx] = sum_p dz[o][p] x[c][p + ky*w + kx]`.
+fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
+    let k = 9 * d.c;
+    let od = output_dims(d, co);
+    let bands = Bands::at_least(d.n, od.h, k * d.w, MIN_BAND_PIXELS.div_ceil(d.w));
+    accumulate_bands(&bands, co * k, |i, acc, s, par| {
+        let (img, r0, r1) = bands.get(i);
+        let len = (r1 - r0) * d.w;
+        let col = buf(&mut s.a, k * len);
+        im2col(x, d, img, r0, len, col);
+        // dz at the input's row stride, zero in the two dropped columns.
+        let dzf = buf(&mut s.b, co * len);
+        for o in 0..co {
+            for r in r0..r1 {
+                let dst = &mut dzf[o * len + (r - r0) * d.w..][..d.w];
+                dst[..od.w].copy_from_slice(&dz[((img * co + o) * od.h + r) * od.w..][..od.w]);
+                dst[od.w..].fill(0.0);
+            }
+        }
+        // acc (o x kk) += dzf (o x p) · col^T (p x kk).
+        // SAFETY: sizes as allocated above; acc is this group's own buffer.
+        unsafe {
+            matmul(co, k, len, acc.as_mut_ptr(), k, 1, true, View::new(dzf, 0, len, 1), View::new(col, 0, 1, len), par)
+        };
+    })
+}
+
+/// `dx = conv3x3(pad2(dz), flip(weight)^T)`: the full correlation as a valid convolution.
+fn input_gradient(dz: &[f32], d: Dims, weight: &[f32], co: usize) -> Vec<f32> {
+    let ci = d.c;
+    let od = output_dims(d, co);
+    let pd = Dims::new(d.n, co, od.h + 4, od.w + 4);
+    let mut padded = vec![0.0f32; pd.len()];
+    for plane in 0..d.n * co {
+        for r in 0..od.h {
+            padded[(plane * pd.h + r + 2) * pd.w + 2..][..od.w]
+                .copy_from_slice(&dz[(plane * od.h + r) * od.w..][..od.w]);
+        }
+    }
+    let mut flipped = vec![0.0f32; weight.len()];
+    for o in 0..co {
+        for c in 0..ci {
+            for t in 0..9 {
+                flipped[(c * co + o) * 9 + 8 - t] = weight[(o * ci + c) * 9 + t];
+            }
+        }
+    }
+    forward(&padded, pd, &flipped, ci, None, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naive::{assert_close, conv3x3_naive, random};
+
+    fn check(d: Dims, co: usize, relu: bool) {
+        let x = random(d.len(), 1);
+        let w = random(co * d.c * 9, 2);
+        let b = random(co, 3);
+        let y = forward(&x, d, &w, co, Some(&b), relu);
+        let expect = conv3x3_naive(&x, d, &w, co, &b, relu);
+        assert_close(&y, &expect, 1e-4, "forward");
+    }
+
+    #[test]
+    fn forward_matches_direct_convolution() {
+        check(Dims::new(1, 1, 3, 3), 1, false);
+        check(Dims::new(2, 3, 17, 23), 5, true);
+        check(Dims::new(1, 16, 40, 9), 7, false);
+        check(Dims::new(3, 2, 64, 70), 16, true);
+    }
+
+    /// Finite-difference-free check: the gradients of `L = sum(g * y)` against the direct
+    /// formulas evaluated with the naive convolution.
+    #[test]
+    fn gradients_match_direct_formulas() {
+        for &(d, co, relu) in &[(Dims::new(2, 3, 9, 12), 4, true), (Dims::new(1, 5, 30, 17), 6, false)] {
+            let x = random(d.len(), 4);
+            let w = random(co * d.c * 9, 5);
+            let b = random(co, 6);
+            let y = forward(&x, d, &w, co, Some(&b), relu);
+            let od = output_dims(d, co);
+            let g = random(od.len(), 7);
+            let gr = backward(&x, d, &w, co, relu.then_some(&y[..]), &g, true);
+            let dz: Vec<f32> = g.iter().zip(&y).map(|(&g, &v)| if !relu || v > 0.0 { g } else { 0.0 }).collect();
+            // Direct sums.
+            let mut dw = vec![0f64; w.len()];
+            let mut dx = vec![0f64; x.len()];
+            let mut db = vec![0f64; co];
+            for n in 0..d.n {
+                for o in 0..co {
+                    for yy in 0..od.h {
+                        for xx in 0..od.w {
+                            let gv = dz[((n * co + o) * od.h + yy) * od.w + xx] as f64;
+                            db[o] += gv;
+                            for c in 0..d.c {
+                                for ky in 0..3 {
+                                    for kx in 0..3 {
+                                        let xi = ((n * d.c + c) * d.h + yy + ky) * d.w + xx + kx;
+                                        let wi = ((o * d.c + c) * 3 + ky) * 3 + kx;
+                                        dw[wi] += gv * x[xi] as f64;
+                                        dx[xi] += gv * w[wi] as f64;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let f = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect::<Vec<_>>();
+            assert_close(&gr.weight, &f(dw), 1e-4, "weight");
+            assert_close(gr.input.as_ref().unwrap(), &f(dx), 1e-4, "input");
+            assert_close(&gr.bias, &f(db), 1e-4, "bias");
+        }
+    }
+}
