@@ -10,6 +10,12 @@ mod usage;
 
 use clap::Parser;
 
+/// mimalloc keeps freed pages for reuse: the network allocates and frees many
+/// activation-sized buffers per step, which with the system allocator page-fault anew
+/// every time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = cli::Cli::parse();
     init_logging(cli.verbose, cli.quiet);

@@ -1,6 +1,8 @@
 //! CPU kernels of the U-Net's convolutions and their gradients, on contiguous NCHW `f32`
 //! slices: the 3x3 valid convolution (optionally with bias and ReLU fused), the 2x2 stride-2
-//! up-convolution and the 1x1 head.
+//! up-convolution and the 1x1 head; and the network's other per-step ops, the 2x2 max-pool
+//! and the crop-and-concatenate join (burn's generic `cat` of a cropped view walks a strided
+//! index per element).
 //!
 //! Why hand-written: burn 0.21's Flex backend runs the generic convolution backward (a
 //! single-threaded col2im for the input gradient, a swapped convolution with a image-sized
@@ -20,7 +22,9 @@
 mod chunks;
 pub mod conv1x1;
 pub mod conv3x3;
+pub mod crop_cat;
 mod matmul;
+pub mod pool;
 pub mod upconv2x2;
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use burn::module::{Module, Param};
 use burn::nn::Initializer as BurnInit;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::tensor::module::max_pool2d;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use rand::Rng;
 
@@ -63,16 +62,6 @@ impl UNetConfig {
     }
 }
 
-/// The centre `h x w` window of a `[N, C, H, W]` tensor.
-pub(crate) fn center_crop<B: Backend>(x: Tensor<B, 4>, h: usize, w: usize) -> Tensor<B, 4> {
-    let [n, c, hh, ww] = x.dims();
-    if hh == h && ww == w {
-        return x;
-    }
-    let (dy, dx) = ((hh - h) / 2, (ww - w) / 2);
-    x.slice([0..n, 0..c, dy..dy + h, dx..dx + w])
-}
-
 impl<B: Backend> UNet<B> {
     /// Number of poolings.
     pub fn depth(&self) -> usize {
@@ -102,7 +91,7 @@ impl<B: UnetBackend> UNet<B> {
             x = block.forward(x);
             if level < depth {
                 skips.push(x.clone());
-                x = max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false);
+                x = ops::max_pool(x);
             }
         }
         if let Some(rng) = rng
@@ -113,8 +102,7 @@ impl<B: UnetBackend> UNet<B> {
         for ((upconv, block), skip) in self.upconv.iter().zip(&self.up).zip(skips.into_iter().rev()) {
             let bias = upconv.bias.as_ref().expect("the up-convolutions have biases").val();
             let u = ops::conv(ConvKind::UpConv2x2, x, upconv.weight.val(), bias);
-            let [_, _, h, w] = u.dims();
-            x = block.forward(Tensor::cat(vec![center_crop(skip, h, w), u], 1));
+            x = block.forward(ops::crop_cat(skip, u));
         }
         ops::conv(ConvKind::Conv1x1, x, self.head.weight.val(), conv_bias(&self.head))
     }

@@ -1,5 +1,5 @@
-//! The fast Flex convolutions and their backward against burn's own ops (the generic
-//! formulation), values and gradients to 1e-4 relative.
+//! The fast Flex ops (convolutions, max-pool, crop-and-concatenate) and their backward
+//! against burn's own ops (the generic formulation), values and gradients to 1e-4 relative.
 
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Distribution, Tensor, TensorPrimitive};
@@ -98,4 +98,65 @@ fn first_layer_without_input_gradient() {
         wa.grad(&gr).unwrap()
     };
     close(wgrad(true), wgrad(false), "weight gradient");
+}
+
+/// Values and input gradients of a one-input op, fast against generic, under autodiff.
+fn check_unary(
+    x: Tensor<Flex, 4>,
+    fast: impl Fn(Tensor<Ad, 4>) -> Tensor<Ad, 4>,
+    plain: impl Fn(Tensor<Ad, 4>) -> Tensor<Ad, 4>,
+    what: &str,
+) {
+    let run = |f: &dyn Fn(Tensor<Ad, 4>) -> Tensor<Ad, 4>| {
+        let xa = Tensor::<Ad, 4>::from_inner(x.clone()).require_grad();
+        let y = f(xa.clone());
+        // A fixed, tie-free output gradient, the same for both runs.
+        let n = y.dims().iter().product::<usize>();
+        let g = (0..n).map(|i| ((i * 37) % 11) as f32 - 5.0).collect::<Vec<_>>();
+        let g = Tensor::<Flex, 4>::from_data(burn::tensor::TensorData::new(g, y.dims()), &x.device());
+        let gr = (y.clone() * Tensor::from_inner(g)).sum().backward();
+        (y.inner(), xa.grad(&gr).unwrap())
+    };
+    let (fy, fx) = run(&fast);
+    let (py, px) = run(&plain);
+    close(fy, py, &format!("{what} forward"));
+    close(fx, px, &format!("{what} gradient"));
+}
+
+#[test]
+fn max_pool_values_and_gradient() {
+    // Random values: no ties inside a window, so the gradient's route is unique.
+    let x = Tensor::<Flex, 4>::random([2, 3, 14, 18], Distribution::Uniform(-1.0, 1.0), &Default::default());
+    let plain = |x: Tensor<Ad, 4>| {
+        Tensor::from_primitive(TensorPrimitive::Float(generic::max_pool::<Ad>(x.into_primitive().tensor())))
+    };
+    check_unary(x, ops::max_pool, plain, "max_pool");
+}
+
+#[test]
+fn crop_cat_values_and_gradients() {
+    let dev = Default::default();
+    let skip = Tensor::<Flex, 4>::random([2, 3, 15, 20], Distribution::Uniform(-1.0, 1.0), &dev);
+    let up = Tensor::<Flex, 4>::random([2, 4, 8, 12], Distribution::Uniform(-1.0, 1.0), &dev);
+    let grads = |fast: bool| {
+        let sa = Tensor::<Ad, 4>::from_inner(skip.clone()).require_grad();
+        let ua = Tensor::<Ad, 4>::from_inner(up.clone()).require_grad();
+        let y = if fast {
+            ops::crop_cat(sa.clone(), ua.clone())
+        } else {
+            Tensor::from_primitive(TensorPrimitive::Float(generic::crop_cat::<Ad>(
+                sa.clone().into_primitive().tensor(),
+                ua.clone().into_primitive().tensor(),
+            )))
+        };
+        assert_eq!(y.dims(), [2, 7, 8, 12]);
+        let weights = Tensor::<Ad, 4>::from_inner(y.clone().inner().powf_scalar(3.0));
+        let gr = (y.clone() * weights).sum().backward();
+        (y.inner(), sa.grad(&gr).unwrap(), ua.grad(&gr).unwrap())
+    };
+    let (fy, fs, fu) = grads(true);
+    let (py, ps, pu) = grads(false);
+    close(fy, py, "crop_cat forward");
+    close(fs, ps, "crop_cat skip gradient");
+    close(fu, pu, "crop_cat up gradient");
 }

@@ -4,7 +4,7 @@
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, TensorData, TensorMetadata};
-use unet_kernels::{Dims, conv1x1, conv3x3, upconv2x2};
+use unet_kernels::{Dims, conv1x1, conv3x3, crop_cat, pool, upconv2x2};
 
 use super::{ConvGrads, ConvKind, UnetBackend, generic};
 
@@ -110,5 +110,40 @@ impl UnetBackend for Flex {
             ConvKind::Conv1x1 => (conv1x1::backward(xv, d, wv, ws[0], gv, input_grad), ws[0]),
         };
         (grads.input.map(|dx| tensor(dx, xs)), tensor(grads.weight, ws), tensor(grads.bias, vec![co]))
+    }
+
+    fn unet_max_pool(x: FlexTensor) -> FlexTensor {
+        let Some((xt, xs)) = host(&x) else {
+            return generic::max_pool::<Flex>(x);
+        };
+        let od = pool::output_dims(dims(&xs));
+        tensor(pool::forward(slice(&xt), dims(&xs)), vec![od.n, od.c, od.h, od.w])
+    }
+
+    fn unet_max_pool_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        let (Some((xt, xs)), Some((gt, _))) = (host(&x), host(&grad)) else {
+            return generic::max_pool_backward::<Flex>(x, grad);
+        };
+        tensor(pool::backward(slice(&xt), dims(&xs), slice(&gt)), xs)
+    }
+
+    fn unet_crop_cat(skip: FlexTensor, up: FlexTensor) -> FlexTensor {
+        let (Some((st, ss)), Some((ut, us))) = (host(&skip), host(&up)) else {
+            return generic::crop_cat::<Flex>(skip, up);
+        };
+        let y = crop_cat::forward(slice(&st), dims(&ss), slice(&ut), dims(&us));
+        tensor(y, vec![us[0], ss[1] + us[1], us[2], us[3]])
+    }
+
+    fn unet_crop_cat_backward(
+        skip_shape: [usize; 4],
+        up_shape: [usize; 4],
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor) {
+        let Some((gt, _)) = host(&grad) else {
+            return generic::crop_cat_backward::<Flex>(skip_shape, up_shape, grad);
+        };
+        let (ds, du) = crop_cat::backward(dims(&skip_shape), dims(&up_shape), slice(&gt));
+        (tensor(ds, skip_shape.to_vec()), tensor(du, up_shape.to_vec()))
     }
 }

@@ -1,8 +1,9 @@
-//! The network's convolutions and their gradients from burn's own module ops: the default
-//! for every backend, and the reference the fast kernels are tested against.
+//! The network's ops and their gradients from burn's own ops: the default for every
+//! backend, and the reference the fast kernels are tested against.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
+use burn::tensor::{Tensor, TensorPrimitive};
 
 use super::{ConvGrads, ConvKind};
 
@@ -62,4 +63,52 @@ pub fn conv_backward<B: Backend>(
             (dx, dw, B::conv2d_bias_backward(x, bias, grad))
         }
     }
+}
+
+fn tensor<B: Backend>(t: FloatTensor<B>) -> Tensor<B, 4> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+fn primitive<B: Backend>(t: Tensor<B, 4>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
+}
+
+/// 2x2 stride-2 max-pooling with burn's `max_pool2d`.
+pub fn max_pool<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    B::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false)
+}
+
+/// Gradient of [`max_pool`] through burn's pooling indices.
+pub fn max_pool_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+    let indices = B::max_pool2d_with_indices(x.clone(), [2, 2], [2, 2], [0, 0], [1, 1], false).indices;
+    B::max_pool2d_with_indices_backward(x, [2, 2], [2, 2], [0, 0], [1, 1], false, grad, indices).x_grad
+}
+
+/// The centre crop window of a `[N, C, H, W]` map for an `h x w` target.
+fn window(shape: [usize; 4], h: usize, w: usize) -> [std::ops::Range<usize>; 4] {
+    let [n, c, hh, ww] = shape;
+    let (dy, dx) = ((hh - h) / 2, (ww - w) / 2);
+    [0..n, 0..c, dy..dy + h, dx..dx + w]
+}
+
+/// `cat([centre_crop(skip), up], 1)` with burn's `slice` and `cat`.
+pub fn crop_cat<B: Backend>(skip: FloatTensor<B>, up: FloatTensor<B>) -> FloatTensor<B> {
+    let (skip, up) = (tensor::<B>(skip), tensor::<B>(up));
+    let [_, _, h, w] = up.dims();
+    let crop = skip.clone().slice(window(skip.dims(), h, w));
+    primitive(Tensor::cat(vec![crop, up], 1))
+}
+
+/// Gradients of [`crop_cat`]: the first channels back into a zero skip map, the rest to `up`.
+pub fn crop_cat_backward<B: Backend>(
+    skip_shape: [usize; 4],
+    up_shape: [usize; 4],
+    grad: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let grad = tensor::<B>(grad);
+    let [n, cs, h, w] = [skip_shape[0], skip_shape[1], up_shape[2], up_shape[3]];
+    let d_up = grad.clone().slice([0..n, cs..cs + up_shape[1], 0..h, 0..w]);
+    let d_crop = grad.slice([0..n, 0..cs, 0..h, 0..w]);
+    let d_skip = Tensor::<B, 4>::zeros(skip_shape, &d_crop.device()).slice_assign(window(skip_shape, h, w), d_crop);
+    (primitive(d_skip), primitive(d_up))
 }

@@ -1,5 +1,6 @@
-//! The network's convolutions as backend operations of our own, so a backend can run them
-//! with faster kernels and its own backward while the model code stays the same.
+//! The network's convolutions, its 2x2 max-pool and its crop-and-concatenate join as
+//! backend operations of our own, so a backend can run them with faster kernels and its own
+//! backward while the model code stays the same.
 //!
 //! [`UnetBackend`] has a default body built from burn's ordinary ops ([`generic`]): CUDA
 //! and any other backend work unchanged. The Flex CPU backend overrides it with the
@@ -62,17 +63,56 @@ pub trait UnetBackend: Backend {
     ) -> ConvGrads<Self> {
         generic::conv_backward::<Self>(kind, x, weight, bias, output, grad, input_grad)
     }
+
+    /// 2x2 stride-2 max-pooling of `[n, c, h, w]` to `[n, c, h/2, w/2]`.
+    fn unet_max_pool(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        generic::max_pool::<Self>(x)
+    }
+
+    /// Gradient of [`UnetBackend::unet_max_pool`] with respect to its input `x`.
+    fn unet_max_pool_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        generic::max_pool_backward::<Self>(x, grad)
+    }
+
+    /// `cat([centre_crop(skip), up], 1)`: the skip map cropped to `up`'s size, skip first.
+    fn unet_crop_cat(skip: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        generic::crop_cat::<Self>(skip, up)
+    }
+
+    /// Gradients `(d_skip, d_up)` of [`UnetBackend::unet_crop_cat`] for inputs of the given
+    /// shapes.
+    fn unet_crop_cat_backward(
+        skip_shape: [usize; 4],
+        up_shape: [usize; 4],
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        generic::crop_cat_backward::<Self>(skip_shape, up_shape, grad)
+    }
 }
 
 #[cfg(feature = "cuda")]
 impl UnetBackend for burn::backend::Cuda {}
 
+fn float<B: Backend>(t: FloatTensor<B>) -> Tensor<B, 4> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+/// [`UnetBackend::unet_max_pool`] on tensors.
+pub fn max_pool<B: UnetBackend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    float(B::unet_max_pool(x.into_primitive().tensor()))
+}
+
+/// [`UnetBackend::unet_crop_cat`] on tensors.
+pub fn crop_cat<B: UnetBackend>(skip: Tensor<B, 4>, up: Tensor<B, 4>) -> Tensor<B, 4> {
+    float(B::unet_crop_cat(skip.into_primitive().tensor(), up.into_primitive().tensor()))
+}
+
 /// [`UnetBackend::unet_conv`] on tensors.
 pub fn conv<B: UnetBackend>(kind: ConvKind, x: Tensor<B, 4>, weight: Tensor<B, 4>, bias: Tensor<B, 1>) -> Tensor<B, 4> {
-    Tensor::from_primitive(TensorPrimitive::Float(B::unet_conv(
+    float(B::unet_conv(
         kind,
         x.into_primitive().tensor(),
         weight.into_primitive().tensor(),
         bias.into_primitive().tensor(),
-    )))
+    ))
 }
