@@ -8,7 +8,7 @@
 # tests; record them in docs/performance.md with the machine and the date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WIDTH=${1:-16}; TILE=${2:-572}; THREADS=${3:-2}; ROUNDS=${4:-3}
+WIDTH=${1:-16}; TILE=${2:-572}; THREADS=${3:-2}; ROUNDS=${4:-5}
 REF=${UNET_SHARED:-../shared}/bench/torch_unet.py
 PY=bench/.venv/bin/python
 if ! [ -x "$PY" ] || ! "$PY" -c "import torch" 2>/dev/null; then

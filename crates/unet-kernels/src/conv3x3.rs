@@ -129,10 +129,11 @@ fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
                 dst[od.w..].fill(0.0);
             }
         }
-        // acc (o x kk) += dzf (o x p) · col^T (p x kk).
+        // acc^T (kk x o) += col (kk x p) · dzf^T (p x o): the long side (kk) as gemm rows,
+        // which suits its column-major micro-kernels when `co` is small.
         // SAFETY: sizes as allocated above; acc is this group's own buffer.
         unsafe {
-            matmul(co, k, len, acc.as_mut_ptr(), k, 1, true, View::new(dzf, 0, len, 1), View::new(col, 0, 1, len), par)
+            matmul(k, co, len, acc.as_mut_ptr(), 1, k, true, View::new(col, 0, len, 1), View::new(dzf, 0, 1, len), par)
         };
     })
 }
