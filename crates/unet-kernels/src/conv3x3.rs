@@ -1,6 +1,8 @@
 //! The 3x3 valid convolution `[n, ci, h, w] -> [n, co, h-2, w-2]` (weights `[co, ci, 3, 3]`),
 //! with bias and ReLU optionally fused, and its gradients.
 
+use rayon::prelude::*;
+
 use crate::chunks::{Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, buf, for_each_band};
 use crate::matmul::{Parallelism, View, matmul};
 use crate::{Dims, Grads, channel_sums};
@@ -94,26 +96,38 @@ pub fn backward(
 ) -> Grads {
     let od = output_dims(d, co);
     assert_eq!(dy.len(), od.len(), "conv3x3 backward: output gradient length");
-    let masked;
-    let dz = match relu_output {
-        Some(y) => {
-            assert_eq!(y.len(), od.len(), "conv3x3 backward: output length");
-            masked = dy.iter().zip(y).map(|(&g, &v)| if v > 0.0 { g } else { 0.0 }).collect::<Vec<f32>>();
-            &masked[..]
+    if let Some(y) = relu_output {
+        assert_eq!(y.len(), od.len(), "conv3x3 backward: output length");
+    }
+    // The masked gradient, zero-padded by 2 on every side (the input gradient's input), in
+    // one parallel pass; the other two gradients read its interior.
+    let pd = Dims::new(d.n, co, od.h + 4, od.w + 4);
+    let mut padded = vec![0.0f32; pd.len()];
+    padded.par_chunks_mut(pd.plane()).enumerate().for_each(|(plane, dst)| {
+        for r in 0..od.h {
+            let at = (plane * od.h + r) * od.w;
+            let row = &mut dst[(r + 2) * pd.w + 2..][..od.w];
+            match relu_output {
+                Some(y) => row.iter_mut().zip(&dy[at..at + od.w]).zip(&y[at..at + od.w]).for_each(|((t, &g), &v)| {
+                    *t = if v > 0.0 { g } else { 0.0 };
+                }),
+                None => row.copy_from_slice(&dy[at..at + od.w]),
+            }
         }
-        None => dy,
-    };
+    });
     Grads {
-        input: input_grad.then(|| input_gradient(dz, d, weight, co)),
-        weight: weight_gradient(x, d, dz, co),
-        bias: channel_sums(dz, od),
+        weight: weight_gradient(x, d, &padded, co),
+        bias: channel_sums(&padded, pd),
+        input: input_grad.then(|| input_gradient(&padded, pd, d.c, weight, co)),
     }
 }
 
-/// `dW[o][c*9 + ky*3 + kx] = sum_p dz[o][p] x[c][p + ky*w + kx]`.
+/// `dW[o][c*9 + ky*3 + kx] = sum_p dz[o][p] x[c][p + ky*w + kx]`; `dz` is the output
+/// gradient zero-padded by 2.
 fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
     let k = 9 * d.c;
     let od = output_dims(d, co);
+    let pd = Dims::new(d.n, co, od.h + 4, od.w + 4);
     let bands = Bands::at_least(d.n, od.h, k * d.w, MIN_BAND_PIXELS.div_ceil(d.w));
     accumulate_bands(&bands, co * k, |i, acc, s, par| {
         let (img, r0, r1) = bands.get(i);
@@ -125,7 +139,7 @@ fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
         for o in 0..co {
             for r in r0..r1 {
                 let dst = &mut dzf[o * len + (r - r0) * d.w..][..d.w];
-                dst[..od.w].copy_from_slice(&dz[((img * co + o) * od.h + r) * od.w..][..od.w]);
+                dst[..od.w].copy_from_slice(&dz[((img * co + o) * pd.h + r + 2) * pd.w + 2..][..od.w]);
                 dst[od.w..].fill(0.0);
             }
         }
@@ -138,18 +152,9 @@ fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
     })
 }
 
-/// `dx = conv3x3(pad2(dz), flip(weight)^T)`: the full correlation as a valid convolution.
-fn input_gradient(dz: &[f32], d: Dims, weight: &[f32], co: usize) -> Vec<f32> {
-    let ci = d.c;
-    let od = output_dims(d, co);
-    let pd = Dims::new(d.n, co, od.h + 4, od.w + 4);
-    let mut padded = vec![0.0f32; pd.len()];
-    for plane in 0..d.n * co {
-        for r in 0..od.h {
-            padded[(plane * pd.h + r + 2) * pd.w + 2..][..od.w]
-                .copy_from_slice(&dz[(plane * od.h + r) * od.w..][..od.w]);
-        }
-    }
+/// `dx = conv3x3(padded, flip(weight)^T)`: the full correlation of the output gradient as a
+/// valid convolution of its zero-padded copy `padded` (`pd`) to `ci` channels.
+fn input_gradient(padded: &[f32], pd: Dims, ci: usize, weight: &[f32], co: usize) -> Vec<f32> {
     let mut flipped = vec![0.0f32; weight.len()];
     for o in 0..co {
         for c in 0..ci {
@@ -158,7 +163,7 @@ fn input_gradient(dz: &[f32], d: Dims, weight: &[f32], co: usize) -> Vec<f32> {
             }
         }
     }
-    forward(&padded, pd, &flipped, ci, None, false)
+    forward(padded, pd, &flipped, ci, None, false)
 }
 
 #[cfg(test)]

@@ -69,15 +69,17 @@ pub struct Grads {
     pub bias: Vec<f32>,
 }
 
-/// Per-channel sums of `[n, c, h, w]` data: the bias gradient.
+/// Per-channel sums of `[n, c, h, w]` data: the bias gradient. Planes are summed in
+/// parallel (f32 within a row, f64 across rows), then added in a fixed order.
 pub(crate) fn channel_sums(dy: &[f32], d: Dims) -> Vec<f32> {
-    let plane = d.plane();
+    use rayon::prelude::*;
+    let plane = d.plane().max(1);
+    let w = d.w.max(1);
+    let sums: Vec<f64> =
+        dy.par_chunks(plane).map(|p| p.chunks(w).map(|row| row.iter().sum::<f32>() as f64).sum::<f64>()).collect();
     let mut out = vec![0f64; d.c];
-    for img in 0..d.n {
-        for (o, acc) in out.iter_mut().enumerate() {
-            let start = (img * d.c + o) * plane;
-            *acc += dy[start..start + plane].iter().map(|&v| v as f64).sum::<f64>();
-        }
+    for (i, s) in sums.iter().enumerate() {
+        out[i % d.c] += s;
     }
     out.into_iter().map(|v| v as f32).collect()
 }
