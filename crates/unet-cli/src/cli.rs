@@ -335,7 +335,7 @@ pub struct DemoArgs {
     /// A much shorter run (used by the test suite).
     #[arg(long)]
     pub quick: bool,
-    /// Training steps (default: 600, or 120 with --quick).
+    /// Training steps (default: 2000, or 400 with --quick).
     #[arg(long)]
     pub steps: Option<u64>,
     /// Learning rate (SGD, momentum 0.99).

@@ -18,11 +18,15 @@ fn quick_demo_learns_to_segment_synthetic_cells() {
     for key in ["iou", "seg", "rand_error", "seconds"] {
         assert!(v[key].is_number(), "{key}");
     }
-    // 120 steps of a width-8 net: far from converged, but clearly segmenting.
+    // 400 steps of a width-8 net on 3 images: far from converged, but clearly segmenting
+    // and separating cells (seeds 0-2 gave IoU 0.83-0.91, SEG 0.49-0.59, Rand error
+    // 0.27-0.45; an untrained net scores IoU < 0.5).
     let iou = v["iou"].as_f64().unwrap();
-    assert!(iou > 0.6, "test IoU {iou}");
-    assert!(v["rand_error"].as_f64().unwrap() < 0.6);
-    assert!(v["seg"].as_f64().unwrap() > 0.25);
+    assert!(iou > 0.75, "test IoU {iou}");
+    let rand_error = v["rand_error"].as_f64().unwrap();
+    assert!(rand_error < 0.5, "Rand error {rand_error}");
+    let seg = v["seg"].as_f64().unwrap();
+    assert!(seg > 0.4, "SEG {seg}");
     for f in [
         "report.md",
         "run/curves.png",

@@ -1,6 +1,8 @@
 //! Row-chunked, rayon-parallel drivers shared by the kernels: a chunk is a band of rows of
 //! one image, sized so its column buffer stays in the L2 cache.
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use crate::matmul::Parallelism;
@@ -77,9 +79,24 @@ impl SharedMut {
     }
 }
 
+thread_local! {
+    /// Each thread's scratch buffers, kept between calls so that bands neither allocate nor
+    /// page-fault.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch buffers (fresh ones if they are in use further up
+/// this thread's stack, which rayon's work stealing can cause).
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
 /// Runs `f(band, scratch)` for every band, in parallel.
 pub(crate) fn for_each_band(bands: &Bands, f: impl Fn(usize, &mut Scratch) + Sync + Send) {
-    (0..bands.count).into_par_iter().for_each_init(Scratch::default, |s, i| f(i, s));
+    (0..bands.count).into_par_iter().for_each(|i| with_scratch(|s| f(i, s)));
 }
 
 /// Sums `f(band, acc, scratch, parallelism)` over all bands into one `size`-float
@@ -95,10 +112,7 @@ pub(crate) fn accumulate_bands(
     if groups <= 1 {
         let par = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
         let mut acc = vec![0.0; size];
-        let mut s = Scratch::default();
-        for i in 0..bands.count {
-            f(i, &mut acc, &mut s, par);
-        }
+        with_scratch(|s| (0..bands.count).for_each(|i| f(i, &mut acc, s, par)));
         return acc;
     }
     let per = bands.count.div_ceil(groups);
@@ -106,10 +120,9 @@ pub(crate) fn accumulate_bands(
         .into_par_iter()
         .map(|g| {
             let mut acc = vec![0.0; size];
-            let mut s = Scratch::default();
-            for i in g * per..((g + 1) * per).min(bands.count) {
-                f(i, &mut acc, &mut s, Parallelism::None);
-            }
+            with_scratch(|s| {
+                (g * per..((g + 1) * per).min(bands.count)).for_each(|i| f(i, &mut acc, s, Parallelism::None))
+            });
             acc
         })
         .collect();

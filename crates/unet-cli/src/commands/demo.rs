@@ -185,9 +185,9 @@ fn report(plan: &Plan, s: &unet_train::Summary, total: &Scores, per: &[(String, 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let plan = if args.quick {
-        Plan { train_images: 3, test_images: 2, size: 128, steps: args.steps.unwrap_or(120), width: 8 }
+        Plan { train_images: 3, test_images: 2, size: 128, steps: args.steps.unwrap_or(400), width: 8 }
     } else {
-        Plan { train_images: 8, test_images: 4, size: 192, steps: args.steps.unwrap_or(600), width: 16 }
+        Plan { train_images: 8, test_images: 4, size: 192, steps: args.steps.unwrap_or(2000), width: 16 }
     };
     prepare_out_dir(&args.out, args.force)?;
     let params = SynthParams { width: plan.size, height: plan.size, ..SynthParams::default() };
