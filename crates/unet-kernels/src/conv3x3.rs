@@ -169,7 +169,7 @@ fn input_gradient(padded: &[f32], pd: Dims, ci: usize, weight: &[f32], co: usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::naive::{assert_close, conv3x3_naive, random};
+    use crate::naive::{assert_close, assert_grads, conv3x3_naive, random};
 
     fn check(d: Dims, co: usize, relu: bool) {
         let x = random(d.len(), 1);
@@ -225,10 +225,7 @@ mod tests {
                     }
                 }
             }
-            let f = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect::<Vec<_>>();
-            assert_close(&gr.weight, &f(dw), 1e-4, "weight");
-            assert_close(gr.input.as_ref().unwrap(), &f(dx), 1e-4, "input");
-            assert_close(&gr.bias, &f(db), 1e-4, "bias");
+            assert_grads(&gr, &dx, &dw, Some(&db));
         }
     }
 }

@@ -41,3 +41,18 @@ pub fn conv3x3_naive(x: &[f32], d: crate::Dims, w: &[f32], co: usize, b: &[f32],
     }
     out
 }
+
+/// Asserts the kernel's gradients equal the direct sums `dx`, `dw` and (when given) `db`.
+pub fn assert_grads(gr: &crate::Grads, dx: &[f64], dw: &[f64], db: Option<&[f64]>) {
+    let f = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<_>>();
+    assert_close(gr.input.as_ref().expect("input gradient"), &f(dx), 1e-4, "input");
+    assert_close(&gr.weight, &f(dw), 1e-4, "weight");
+    if let Some(db) = db {
+        assert_close(&gr.bias, &f(db), 1e-4, "bias");
+    }
+}
+
+/// Asserts `y` equals the direct sums `expect`.
+pub fn assert_values(y: &[f32], expect: &[f64]) {
+    assert_close(y, &expect.iter().map(|&v| v as f32).collect::<Vec<_>>(), 1e-4, "forward");
+}

@@ -140,7 +140,7 @@ pub fn backward(x: &[f32], d: Dims, weight: &[f32], co: usize, dy: &[f32], input
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::naive::{assert_close, random};
+    use crate::naive::{assert_grads, assert_values, random};
 
     #[test]
     fn forward_and_gradients_match_direct_sums() {
@@ -174,11 +174,8 @@ mod tests {
                     }
                 }
             }
-            let f = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect::<Vec<_>>();
-            assert_close(&y, &f(ey), 1e-4, "forward");
-            assert_close(gr.input.as_ref().unwrap(), &f(dx), 1e-4, "input");
-            assert_close(&gr.weight, &f(dw), 1e-4, "weight");
-            assert_close(&gr.bias, &f(db), 1e-4, "bias");
+            assert_values(&y, &ey);
+            assert_grads(&gr, &dx, &dw, Some(&db));
         }
     }
 }
