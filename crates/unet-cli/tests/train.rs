@@ -101,20 +101,13 @@ fn weights_and_augment_write_their_pictures() {
     assert!(gap > 8.0, "gap weight {gap}");
     assert!((w.data[2 * 48 + 45] - 1.0).abs() < 1e-3);
     assert!(out.join("a_weights.png").exists());
+    let (image, label) = (dir.path().join("images/a.png"), dir.path().join("labels/a.png"));
+    // `unet augment` of the same image with seed 4, `n` previews into `out`.
+    let augment = |n: &str, out: &std::path::Path| {
+        unet(&["augment", "--image", s(&image), "--label", s(&label), "-n", n, "--out", s(out), "--seed", "4"])
+    };
     let aug = dir.path().join("aug");
-    let (code, _, err) = unet(&[
-        "augment",
-        "--image",
-        s(&dir.path().join("images/a.png")),
-        "--label",
-        s(&dir.path().join("labels/a.png")),
-        "-n",
-        "3",
-        "--out",
-        s(&aug),
-        "--seed",
-        "4",
-    ]);
+    let (code, _, err) = augment("3", &aug);
     assert_eq!(code, 0, "{err}");
     let a = unet_io::read_image(&aug.join("augment_00.png"), ColorMode::Keep).unwrap();
     assert_eq!(a.channels, 3);
@@ -122,18 +115,6 @@ fn weights_and_augment_write_their_pictures() {
     assert_ne!(a, b, "different draws");
     // Same seed, same previews.
     let aug2 = dir.path().join("aug2");
-    unet(&[
-        "augment",
-        "--image",
-        s(&dir.path().join("images/a.png")),
-        "--label",
-        s(&dir.path().join("labels/a.png")),
-        "-n",
-        "1",
-        "--out",
-        s(&aug2),
-        "--seed",
-        "4",
-    ]);
+    augment("1", &aug2);
     assert_eq!(unet_io::read_image(&aug2.join("augment_00.png"), ColorMode::Keep).unwrap(), a);
 }

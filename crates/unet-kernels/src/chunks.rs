@@ -35,7 +35,7 @@ impl Bands {
     /// accumulator is read and written once per band, so bands must not be too thin).
     pub fn at_least(n: usize, rows: usize, floats_per_row: usize, min_rows: usize) -> Bands {
         let threads = rayon::current_num_threads().max(1);
-        let by_cache = (CHUNK_FLOATS / floats_per_row.max(1)).max(min_rows);
+        let by_cache = (CHUNK_FLOATS / floats_per_row.max(1)).max(1);
         let by_balance = (rows * n).div_ceil(4 * threads).max(1);
         let band = by_cache.min(by_balance).max(min_rows).min(rows.max(1));
         let per_image = rows.div_ceil(band);

@@ -1,11 +1,11 @@
 //! The network's ops and their gradients from burn's own ops: the default for every
 //! backend, and the reference the fast kernels are tested against.
 
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
-use burn::tensor::{Tensor, TensorPrimitive};
 
-use super::{ConvGrads, ConvKind};
+use super::{ConvGrads, ConvKind, float, primitive};
 
 fn conv_options(kind: ConvKind) -> ConvOptions<2> {
     let pad = match kind {
@@ -65,14 +65,6 @@ pub fn conv_backward<B: Backend>(
     }
 }
 
-fn tensor<B: Backend>(t: FloatTensor<B>) -> Tensor<B, 4> {
-    Tensor::from_primitive(TensorPrimitive::Float(t))
-}
-
-fn primitive<B: Backend>(t: Tensor<B, 4>) -> FloatTensor<B> {
-    t.into_primitive().tensor()
-}
-
 /// 2x2 stride-2 max-pooling with burn's `max_pool2d`.
 pub fn max_pool<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
     B::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false)
@@ -93,7 +85,7 @@ fn window(shape: [usize; 4], h: usize, w: usize) -> [std::ops::Range<usize>; 4] 
 
 /// `cat([centre_crop(skip), up], 1)` with burn's `slice` and `cat`.
 pub fn crop_cat<B: Backend>(skip: FloatTensor<B>, up: FloatTensor<B>) -> FloatTensor<B> {
-    let (skip, up) = (tensor::<B>(skip), tensor::<B>(up));
+    let (skip, up): (Tensor<B, 4>, Tensor<B, 4>) = (float(skip), float(up));
     let [_, _, h, w] = up.dims();
     let crop = skip.clone().slice(window(skip.dims(), h, w));
     primitive(Tensor::cat(vec![crop, up], 1))
@@ -105,7 +97,7 @@ pub fn crop_cat_backward<B: Backend>(
     up_shape: [usize; 4],
     grad: FloatTensor<B>,
 ) -> (FloatTensor<B>, FloatTensor<B>) {
-    let grad = tensor::<B>(grad);
+    let grad: Tensor<B, 4> = float(grad);
     let [n, cs, h, w] = [skip_shape[0], skip_shape[1], up_shape[2], up_shape[3]];
     let d_up = grad.clone().slice([0..n, cs..cs + up_shape[1], 0..h, 0..w]);
     let d_crop = grad.slice([0..n, 0..cs, 0..h, 0..w]);

@@ -93,26 +93,27 @@ pub trait UnetBackend: Backend {
 #[cfg(feature = "cuda")]
 impl UnetBackend for burn::backend::Cuda {}
 
-fn float<B: Backend>(t: FloatTensor<B>) -> Tensor<B, 4> {
+/// A float primitive as a tensor.
+pub(crate) fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+/// A tensor's float primitive.
+pub(crate) fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
 }
 
 /// [`UnetBackend::unet_max_pool`] on tensors.
 pub fn max_pool<B: UnetBackend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    float(B::unet_max_pool(x.into_primitive().tensor()))
+    float(B::unet_max_pool(primitive(x)))
 }
 
 /// [`UnetBackend::unet_crop_cat`] on tensors.
 pub fn crop_cat<B: UnetBackend>(skip: Tensor<B, 4>, up: Tensor<B, 4>) -> Tensor<B, 4> {
-    float(B::unet_crop_cat(skip.into_primitive().tensor(), up.into_primitive().tensor()))
+    float(B::unet_crop_cat(primitive(skip), primitive(up)))
 }
 
 /// [`UnetBackend::unet_conv`] on tensors.
 pub fn conv<B: UnetBackend>(kind: ConvKind, x: Tensor<B, 4>, weight: Tensor<B, 4>, bias: Tensor<B, 1>) -> Tensor<B, 4> {
-    float(B::unet_conv(
-        kind,
-        x.into_primitive().tensor(),
-        weight.into_primitive().tensor(),
-        bias.into_primitive().tensor(),
-    ))
+    float(B::unet_conv(kind, primitive(x), primitive(weight), primitive(bias)))
 }
