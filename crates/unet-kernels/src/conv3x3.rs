@@ -125,6 +125,73 @@ pub fn backward(
 /// `dW[o][c*9 + ky*3 + kx] = sum_p dz[o][p] x[c][p + ky*w + kx]`; `dz` is the output
 /// gradient zero-padded by 2.
 fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::wgrad_avx512::available() {
+        return weight_gradient_avx512(x, d, dz, co);
+    }
+    weight_gradient_gemm(x, d, dz, co)
+}
+
+/// [`weight_gradient`] by the direct AVX-512 kernel. Threads split the output channels
+/// (blocks of 8, disjoint rows of `dW`, no merging) and, when there are fewer blocks than
+/// threads, also the rows (one accumulator per row group, summed in a fixed order). Each
+/// task walks its rows in bands whose input rows fit the L2 cache.
+#[cfg(target_arch = "x86_64")]
+fn weight_gradient_avx512(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
+    use crate::wgrad_avx512::{Band, accumulate};
+    /// Input floats a band may span (1 MiB).
+    const BAND_FLOATS: usize = 1 << 18;
+    let k = 9 * d.c;
+    let od = output_dims(d, co);
+    let pd = Dims::new(d.n, co, od.h + 4, od.w + 4);
+    assert_eq!(x.len(), d.len(), "conv3x3 weight gradient: input length");
+    assert_eq!(dz.len(), pd.len(), "conv3x3 weight gradient: padded gradient length");
+    let threads = rayon::current_num_threads().max(1);
+    let blocks = co.div_ceil(8);
+    let ogroups = blocks.min(threads);
+    let rgroups = threads.div_ceil(ogroups).min(od.h).max(1);
+    let max_rows = (BAND_FLOATS / (d.c * d.w).max(1)).saturating_sub(2).max(1);
+    let mut accs = vec![0.0f32; rgroups * co * k];
+    let dst = SharedMut(accs.as_mut_ptr());
+    (0..rgroups * ogroups).into_par_iter().for_each(|t| {
+        let (rg, og) = (t / ogroups, t % ogroups);
+        let (o0, o1) = ((og * blocks / ogroups) * 8, ((og + 1) * blocks / ogroups * 8).min(co));
+        let (g0, g1) = (rg * od.h / rgroups, (rg + 1) * od.h / rgroups);
+        // SAFETY: task (rg, og) alone writes rows o0..o1 of accumulator rg.
+        let acc = unsafe { std::slice::from_raw_parts_mut(dst.ptr().add((rg * co + o0) * k), (o1 - o0) * k) };
+        for img in 0..d.n {
+            // Bands of equal height, so no band is a thin remainder.
+            let band_rows = (g1 - g0).div_ceil((g1 - g0).div_ceil(max_rows)).max(1);
+            for r0 in (g0..g1).step_by(band_rows) {
+                let band = Band {
+                    x: x[img * d.c * d.plane()..].as_ptr(),
+                    x_plane: d.plane(),
+                    w: d.w,
+                    ci: d.c,
+                    dz: dz[(img * co + o0) * pd.plane() + 2 * pd.w + 2..].as_ptr(),
+                    dz_plane: pd.plane(),
+                    dz_row: pd.w,
+                    co: o1 - o0,
+                    r0,
+                    r1: (r0 + band_rows).min(g1),
+                };
+                // SAFETY: AVX-512F is available; the band's rows lie inside `x` and `dz`
+                // (lengths checked above) and `acc` holds (o1 - o0) * 9 * ci floats.
+                unsafe { accumulate(&band, acc) };
+            }
+        }
+    });
+    // Row groups summed in order, so the result does not depend on thread timing.
+    let (first, rest) = accs.split_at_mut(co * k);
+    for part in rest.chunks(co * k) {
+        first.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+    }
+    accs.truncate(co * k);
+    accs
+}
+
+/// [`weight_gradient`] as im2col + gemm, over bands of rows.
+fn weight_gradient_gemm(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
     let k = 9 * d.c;
     let od = output_dims(d, co);
     let pd = Dims::new(d.n, co, od.h + 4, od.w + 4);
@@ -186,6 +253,36 @@ mod tests {
         check(Dims::new(2, 3, 17, 23), 5, true);
         check(Dims::new(1, 16, 40, 9), 7, false);
         check(Dims::new(3, 2, 64, 70), 16, true);
+    }
+
+    /// The AVX-512 weight gradient (where the CPU has it) against the gemm path, on shapes
+    /// that exercise every output-channel block size (8, 4, 2, 1), row tails of every
+    /// length, one-row images and several images.
+    #[test]
+    fn weight_gradient_paths_agree() {
+        for (i, &(d, co)) in [
+            (Dims::new(1, 1, 3, 3), 1),
+            (Dims::new(2, 3, 9, 18), 15),
+            (Dims::new(1, 5, 30, 17), 6),
+            (Dims::new(3, 2, 12, 35), 13),
+            (Dims::new(1, 16, 40, 66), 24),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let x = random(d.len(), 10 + i as u64);
+            let od = output_dims(d, co);
+            let mut dz = vec![0.0f32; d.n * co * (od.h + 4) * (od.w + 4)];
+            let g = random(od.len(), 20 + i as u64);
+            for p in 0..d.n * co {
+                for r in 0..od.h {
+                    let at = (p * (od.h + 4) + r + 2) * (od.w + 4) + 2;
+                    dz[at..at + od.w].copy_from_slice(&g[(p * od.h + r) * od.w..][..od.w]);
+                }
+            }
+            let reference = weight_gradient_gemm(&x, d, &dz, co);
+            assert_close(&weight_gradient(&x, d, &dz, co), &reference, 1e-4, "weight gradient");
+        }
     }
 
     /// Finite-difference-free check: the gradients of `L = sum(g * y)` against the direct

@@ -26,6 +26,8 @@ pub mod crop_cat;
 mod matmul;
 pub mod pool;
 pub mod upconv2x2;
+#[cfg(target_arch = "x86_64")]
+mod wgrad_avx512;
 
 #[cfg(test)]
 mod naive;
