@@ -1,7 +1,7 @@
 //! The 1x1 convolution (the head) `[n, ci, h, w] -> [n, co, h, w]` with weights
 //! `[co, ci, 1, 1]` and a bias, and its gradients: one gemm per band of pixels.
 
-use crate::chunks::{Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, for_each_band};
+use crate::chunks::{Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, filled, for_each_band};
 use crate::matmul::{Parallelism, View, matmul};
 use crate::{Dims, Grads, channel_sums};
 
@@ -10,36 +10,38 @@ pub fn forward(x: &[f32], d: Dims, weight: &[f32], co: usize, bias: Option<&[f32
     assert_eq!(x.len(), d.len(), "conv1x1: input length");
     assert_eq!(weight.len(), co * d.c, "conv1x1: weight length");
     let od = Dims::new(d.n, co, d.h, d.w);
-    let mut out = vec![0.0f32; od.len()];
     let bands = Bands::new(d.n, d.h, (d.c + co) * d.w);
-    let dst = SharedMut(out.as_mut_ptr());
-    for_each_band(&bands, |i, _| {
-        let (img, r0, r1) = bands.get(i);
-        let len = (r1 - r0) * d.w;
-        // y (p x o) = x (p x c) · weight^T (c x o), straight into the output.
-        // SAFETY: band i alone writes rows r0..r1 of image img; all views in bounds.
-        unsafe {
-            let y = dst.ptr().add(img * co * d.plane() + r0 * d.w);
-            matmul(
-                len,
-                co,
-                d.c,
-                y,
-                1,
-                d.plane(),
-                false,
-                View::new(x, img * d.c * d.plane() + r0 * d.w, 1, d.plane()),
-                View::new(weight, 0, 1, d.c),
-                Parallelism::None,
-            );
-            if let Some(b) = bias {
-                for (o, &bo) in b.iter().enumerate() {
-                    std::slice::from_raw_parts_mut(y.add(o * d.plane()), len).iter_mut().for_each(|v| *v += bo);
+    let run = |dst: SharedMut| {
+        for_each_band(&bands, |i, _| {
+            let (img, r0, r1) = bands.get(i);
+            let len = (r1 - r0) * d.w;
+            // y (p x o) = x (p x c) · weight^T (c x o), straight into the output.
+            // SAFETY: band i alone writes rows r0..r1 of image img; all views in bounds.
+            unsafe {
+                let y = dst.ptr().add(img * co * d.plane() + r0 * d.w);
+                matmul(
+                    len,
+                    co,
+                    d.c,
+                    y,
+                    1,
+                    d.plane(),
+                    false,
+                    View::new(x, img * d.c * d.plane() + r0 * d.w, 1, d.plane()),
+                    View::new(weight, 0, 1, d.c),
+                    Parallelism::None,
+                );
+                if let Some(b) = bias {
+                    for (o, &bo) in b.iter().enumerate() {
+                        std::slice::from_raw_parts_mut(y.add(o * d.plane()), len).iter_mut().for_each(|v| *v += bo);
+                    }
                 }
             }
-        }
-    });
-    out
+        })
+    };
+    // SAFETY: the bands cover every row of every image, and the gemm (not reading its
+    // destination) writes all `co` channels of them.
+    unsafe { filled(od.len(), |out| run(SharedMut(out.as_mut_ptr().cast()))) }
 }
 
 /// Gradients of [`forward`] given `dy` (`[n, co, h, w]`).

@@ -3,7 +3,11 @@
 
 use rayon::prelude::*;
 
-use crate::chunks::{Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, buf, for_each_band};
+use std::mem::MaybeUninit;
+
+use crate::chunks::{
+    Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, buf, filled, for_each_band, write_all, write_zeros,
+};
 use crate::matmul::{Parallelism, View, matmul};
 use crate::{Dims, Grads, channel_sums};
 
@@ -38,48 +42,136 @@ pub fn forward(x: &[f32], d: Dims, weight: &[f32], co: usize, bias: Option<&[f32
     assert_eq!(x.len(), d.len(), "conv3x3: input length");
     let k = 9 * d.c;
     assert_eq!(weight.len(), co * k, "conv3x3: weight length");
+    #[cfg(target_arch = "x86_64")]
+    if use_direct(d, co) {
+        return forward_with(x, d, weight, co, bias, relu, Product::Direct(crate::avx512_conv::pack(weight, co, k)));
+    }
+    forward_with(x, d, weight, co, bias, relu, Product::Gemm)
+}
+
+/// Whether the direct AVX-512 kernel computes the forward product of `d` to `co` channels:
+/// on this CPU, with at least one full block of output channels, and while one input row
+/// across all channels (`ci * w` floats) stays within 15K floats. Measured per layer
+/// (`cargo bench -p unet-kernels --bench kernels -- 16|64`): every width-16 layer (up to
+/// 14.3K floats per row) was faster direct; on most width-64 layers (16K-57K) gemm was as
+/// fast or faster, by up to 1.7x.
+#[cfg(target_arch = "x86_64")]
+fn use_direct(d: Dims, co: usize) -> bool {
+    co >= crate::avx512_conv::BLOCK && d.c * d.w <= DIRECT_MAX_ROW_FLOATS && crate::avx512_conv::available()
+}
+
+/// See [`use_direct`].
+#[cfg(target_arch = "x86_64")]
+const DIRECT_MAX_ROW_FLOATS: usize = 15_000;
+
+/// How a band's product `W · col(X)` is computed.
+enum Product {
+    /// im2col + gemm.
+    Gemm,
+    /// The direct AVX-512 kernel, with the weights packed by `avx512_conv::pack`.
+    #[cfg(target_arch = "x86_64")]
+    Direct(Vec<f32>),
+}
+
+/// [`forward`] with the band product computed by `product`.
+fn forward_with(
+    x: &[f32],
+    d: Dims,
+    weight: &[f32],
+    co: usize,
+    bias: Option<&[f32]>,
+    relu: bool,
+    product: Product,
+) -> Vec<f32> {
+    let k = 9 * d.c;
     let od = output_dims(d, co);
-    let mut out = vec![0.0f32; od.len()];
-    let bands = Bands::new(d.n, od.h, k * d.w);
-    let dst = SharedMut(out.as_mut_ptr());
-    for_each_band(&bands, |i, s| {
-        let (img, r0, r1) = bands.get(i);
-        let len = (r1 - r0) * d.w;
-        let col = buf(&mut s.a, k * len);
-        im2col(x, d, img, r0, len, col);
-        let tmp = buf(&mut s.b, co * len);
-        // tmp[o][p] = sum_kk weight[o][kk] col[kk][p]; as (p x o) = (p x kk)(kk x o).
-        // SAFETY: col, weight and tmp hold len*k, co*k and co*len floats.
-        unsafe {
-            matmul(
-                len,
-                co,
-                k,
-                tmp.as_mut_ptr(),
-                1,
-                len,
-                false,
-                View::new(col, 0, 1, len),
-                View::new(weight, 0, 1, k),
-                Parallelism::None,
-            )
-        };
-        for o in 0..co {
-            let b = bias.map_or(0.0, |b| b[o]);
-            for r in r0..r1 {
-                let src = &tmp[o * len + (r - r0) * d.w..][..od.w];
-                // SAFETY: band i alone writes output rows r0..r1 of image img.
-                let row =
-                    unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(((img * co + o) * od.h + r) * od.w), od.w) };
-                if relu {
-                    row.iter_mut().zip(src).for_each(|(y, &v)| *y = (v + b).max(0.0));
-                } else {
-                    row.iter_mut().zip(src).for_each(|(y, &v)| *y = v + b);
+    let bands = match product {
+        // The column buffer of a band fits the L2 cache.
+        Product::Gemm => Bands::new(d.n, od.h, k * d.w),
+        // The direct kernel walks all input channels for every block of pixels: bands of
+        // input rows that span 256 KiB were fastest (measured 16-256 KiB at width 16).
+        #[cfg(target_arch = "x86_64")]
+        Product::Direct(_) => Bands::within(d.n, od.h, d.c * d.w, 1 << 16, 1),
+    };
+    let run = |dst: SharedMut| {
+        for_each_band(&bands, |i, s| {
+            let (img, r0, r1) = bands.get(i);
+            let len = (r1 - r0) * d.w;
+            let tmp = match &product {
+                Product::Gemm => {
+                    let col = buf(&mut s.a, k * len);
+                    im2col(x, d, img, r0, len, col);
+                    let tmp = buf(&mut s.b, co * len);
+                    // tmp[o][p] = sum_kk weight[o][kk] col[kk][p]; as (p x o) = (p x kk)(kk x o).
+                    // SAFETY: col, weight and tmp hold len*k, co*k and co*len floats.
+                    unsafe {
+                        matmul(
+                            len,
+                            co,
+                            k,
+                            tmp.as_mut_ptr(),
+                            1,
+                            len,
+                            false,
+                            View::new(col, 0, 1, len),
+                            View::new(weight, 0, 1, k),
+                            Parallelism::None,
+                        )
+                    };
+                    tmp
+                }
+                #[cfg(target_arch = "x86_64")]
+                Product::Direct(packed) => {
+                    use crate::avx512_conv::{BLOCK, Band, band};
+                    let blocks = co.div_ceil(BLOCK);
+                    let tmp = buf(&mut s.b, blocks * BLOCK * len);
+                    // The band's last two positions are the last row's dropped columns; leaving
+                    // them out keeps every read inside the image.
+                    let b = Band {
+                        x: x[(img * d.c) * d.plane() + r0 * d.w..].as_ptr(),
+                        x_plane: d.plane(),
+                        w: d.w,
+                        ci: d.c,
+                        len: len - 2,
+                    };
+                    for blk in 0..blocks {
+                        // SAFETY: AVX-512F is available; the band reads input rows r0..r1+2 of
+                        // image img (flat positions below (r1 + 2) * w); packed holds `blocks`
+                        // blocks of 9*ci*8 floats; tmp holds blocks*8 rows of len floats.
+                        unsafe {
+                            band(&b, packed[blk * k * BLOCK..].as_ptr(), tmp[blk * BLOCK * len..].as_mut_ptr(), len)
+                        };
+                    }
+                    tmp
+                }
+            };
+            for o in 0..co {
+                let b = bias.map_or(0.0, |b| b[o]);
+                for r in r0..r1 {
+                    let src = &tmp[o * len + (r - r0) * d.w..][..od.w];
+                    // SAFETY: band i alone writes output rows r0..r1 of image img.
+                    let row = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            dst.ptr().add(((img * co + o) * od.h + r) * od.w).cast::<MaybeUninit<f32>>(),
+                            od.w,
+                        )
+                    };
+                    if relu {
+                        row.iter_mut().zip(src).for_each(|(y, &v)| {
+                            y.write((v + b).max(0.0));
+                        });
+                    } else {
+                        row.iter_mut().zip(src).for_each(|(y, &v)| {
+                            y.write(v + b);
+                        });
+                    }
                 }
             }
-        }
-    });
-    out
+        })
+    };
+    // SAFETY: the bands cover every output row of every image, and each writes all `co`
+    // channels of its rows.
+    unsafe { filled(od.len(), |out| run(SharedMut(out.as_mut_ptr().cast()))) }
 }
 
 /// Gradients of [`forward`] given the output gradient `dy` (`[n, co, h-2, w-2]`). With
@@ -102,19 +194,29 @@ pub fn backward(
     // The masked gradient, zero-padded by 2 on every side (the input gradient's input), in
     // one parallel pass; the other two gradients read its interior.
     let pd = Dims::new(d.n, co, od.h + 4, od.w + 4);
-    let mut padded = vec![0.0f32; pd.len()];
-    padded.par_chunks_mut(pd.plane()).enumerate().for_each(|(plane, dst)| {
-        for r in 0..od.h {
-            let at = (plane * od.h + r) * od.w;
-            let row = &mut dst[(r + 2) * pd.w + 2..][..od.w];
-            match relu_output {
-                Some(y) => row.iter_mut().zip(&dy[at..at + od.w]).zip(&y[at..at + od.w]).for_each(|((t, &g), &v)| {
-                    *t = if v > 0.0 { g } else { 0.0 };
-                }),
-                None => row.copy_from_slice(&dy[at..at + od.w]),
+    let fill = |planes: &mut [MaybeUninit<f32>]| {
+        planes.par_chunks_mut(pd.plane()).enumerate().for_each(|(plane, dst)| {
+            write_zeros(&mut dst[..2 * pd.w + 2]);
+            for r in 0..od.h {
+                let at = (plane * od.h + r) * od.w;
+                let row = &mut dst[(r + 2) * pd.w + 2..][..od.w];
+                match relu_output {
+                    Some(y) => {
+                        row.iter_mut().zip(&dy[at..at + od.w]).zip(&y[at..at + od.w]).for_each(|((t, &g), &v)| {
+                            t.write(if v > 0.0 { g } else { 0.0 });
+                        })
+                    }
+                    None => write_all(row, &dy[at..at + od.w]),
+                }
+                // This row's right margin and the next row's left margin.
+                write_zeros(&mut dst[(r + 2) * pd.w + 2 + od.w..][..4]);
             }
-        }
-    });
+            write_zeros(&mut dst[(od.h + 2) * pd.w + 2..]);
+        })
+    };
+    // SAFETY: every plane is written whole: its first two rows and the next row's left
+    // margin, each interior row and the margins that follow it, and the rest to the end.
+    let padded = unsafe { filled(pd.len(), fill) };
     Grads {
         weight: weight_gradient(x, d, &padded, co),
         bias: channel_sums(&padded, pd),
@@ -126,11 +228,18 @@ pub fn backward(
 /// gradient zero-padded by 2.
 fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
-    if crate::wgrad_avx512::available() {
+    if co <= WGRAD_DIRECT_MAX_OUTPUTS && crate::avx512_wgrad::available() {
         return weight_gradient_avx512(x, d, dz, co);
     }
     weight_gradient_gemm(x, d, dz, co)
 }
+
+/// Output channels up to which the direct AVX-512 weight gradient is used. Measured per
+/// layer (`cargo bench -p unet-kernels --bench kernels -- 64`): up to 64 outputs it was
+/// faster than im2col + gemm at widths 16 and 64 (the width-64 top layer 0.090 against
+/// 0.105 s); from 128 outputs up the two were even at width 16 and gemm won at width 64
+/// (up to 1.8x), where the kernel's passes over thin row bands grow short.
+const WGRAD_DIRECT_MAX_OUTPUTS: usize = 64;
 
 /// [`weight_gradient`] by the direct AVX-512 kernel. Threads split the output channels
 /// (blocks of 8, disjoint rows of `dW`, no merging) and, when there are fewer blocks than
@@ -138,7 +247,7 @@ fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
 /// task walks its rows in bands whose input rows fit the L2 cache.
 #[cfg(target_arch = "x86_64")]
 fn weight_gradient_avx512(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
-    use crate::wgrad_avx512::{Band, accumulate};
+    use crate::avx512_wgrad::{Band, accumulate};
     /// Input floats a band may span (1 MiB).
     const BAND_FLOATS: usize = 1 << 18;
     let k = 9 * d.c;
@@ -242,9 +351,17 @@ mod tests {
         let x = random(d.len(), 1);
         let w = random(co * d.c * 9, 2);
         let b = random(co, 3);
-        let y = forward(&x, d, &w, co, Some(&b), relu);
         let expect = conv3x3_naive(&x, d, &w, co, &b, relu);
-        assert_close(&y, &expect, 1e-4, "forward");
+        assert_close(&forward(&x, d, &w, co, Some(&b), relu), &expect, 1e-4, "forward");
+        // Both band products, whichever `forward` picked on this CPU.
+        let gemm = forward_with(&x, d, &w, co, Some(&b), relu, Product::Gemm);
+        assert_close(&gemm, &expect, 1e-4, "forward (gemm)");
+        #[cfg(target_arch = "x86_64")]
+        if use_direct(d, co) {
+            let packed = crate::avx512_conv::pack(&w, co, 9 * d.c);
+            let direct = forward_with(&x, d, &w, co, Some(&b), relu, Product::Direct(packed));
+            assert_close(&direct, &expect, 1e-4, "forward (direct)");
+        }
     }
 
     #[test]
@@ -253,6 +370,11 @@ mod tests {
         check(Dims::new(2, 3, 17, 23), 5, true);
         check(Dims::new(1, 16, 40, 9), 7, false);
         check(Dims::new(3, 2, 64, 70), 16, true);
+        // Row tails of every kind, output-channel blocks with a partial last block, and
+        // narrow images where one pixel block spans several rows.
+        check(Dims::new(2, 9, 21, 50), 13, true);
+        check(Dims::new(1, 4, 5, 4), 9, false);
+        check(Dims::new(2, 33, 11, 66), 8, true);
     }
 
     /// The AVX-512 weight gradient (where the CPU has it) against the gemm path, on shapes

@@ -2,9 +2,12 @@
 //! up-convolution's size, then concatenation (skip first) with it `[n, cu, h, w]` into
 //! `[n, cs + cu, h, w]`; and its gradient, split back (zero outside the crop window).
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::Dims;
+use crate::chunks::{filled, write_all, write_zeros};
 
 /// Top-left corner of the centred `h x w` window in an `H x W` map.
 fn offset(skip: Dims, h: usize, w: usize) -> (usize, usize) {
@@ -18,22 +21,24 @@ pub fn forward(skip: &[f32], sd: Dims, up: &[f32], ud: Dims) -> Vec<f32> {
     let c = sd.c + ud.c;
     let plane = ud.plane();
     let (oy, ox) = offset(sd, ud.h, ud.w);
-    let mut out = vec![0.0f32; ud.n * c * plane];
     if plane == 0 {
-        return out;
+        return vec![0.0; ud.n * c * plane];
     }
-    out.par_chunks_mut(plane).enumerate().for_each(|(i, dst)| {
-        let (img, ch) = (i / c, i % c);
-        if ch < sd.c {
-            let src = &skip[(img * sd.c + ch) * sd.plane()..][..sd.plane()];
-            for (r, row) in dst.chunks_exact_mut(ud.w).enumerate() {
-                row.copy_from_slice(&src[(r + oy) * sd.w + ox..][..ud.w]);
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        out.par_chunks_mut(plane).enumerate().for_each(|(i, dst)| {
+            let (img, ch) = (i / c, i % c);
+            if ch < sd.c {
+                let src = &skip[(img * sd.c + ch) * sd.plane()..][..sd.plane()];
+                for (r, row) in dst.chunks_exact_mut(ud.w).enumerate() {
+                    write_all(row, &src[(r + oy) * sd.w + ox..][..ud.w]);
+                }
+            } else {
+                write_all(dst, &up[(img * ud.c + ch - sd.c) * plane..][..plane]);
             }
-        } else {
-            dst.copy_from_slice(&up[(img * ud.c + ch - sd.c) * plane..][..plane]);
-        }
-    });
-    out
+        })
+    };
+    // SAFETY: every output plane is written whole, from the skip's crop or from `up`.
+    unsafe { filled(ud.n * c * plane, fill) }
 }
 
 /// Gradients `(d_skip, d_up)` of [`forward`] given `dy` (`[n, cs + cu, h, w]`).
@@ -42,22 +47,31 @@ pub fn backward(sd: Dims, ud: Dims, dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let plane = ud.plane();
     assert_eq!(dy.len(), ud.n * c * plane, "crop_cat backward: gradient length");
     let (oy, ox) = offset(sd, ud.h, ud.w);
-    let mut dskip = vec![0.0f32; sd.len()];
-    let mut dup = vec![0.0f32; ud.len()];
     if plane == 0 {
-        return (dskip, dup);
+        return (vec![0.0; sd.len()], vec![0.0; ud.len()]);
     }
-    dskip.par_chunks_mut(sd.plane()).enumerate().for_each(|(i, dst)| {
-        let (img, ch) = (i / sd.c, i % sd.c);
-        let src = &dy[(img * c + ch) * plane..][..plane];
-        for (r, row) in src.chunks_exact(ud.w).enumerate() {
-            dst[(r + oy) * sd.w + ox..][..ud.w].copy_from_slice(row);
-        }
-    });
-    dup.par_chunks_mut(plane).enumerate().for_each(|(i, dst)| {
-        let (img, ch) = (i / ud.c, i % ud.c);
-        dst.copy_from_slice(&dy[(img * c + sd.c + ch) * plane..][..plane]);
-    });
+    let fill_skip = |dskip: &mut [MaybeUninit<f32>]| {
+        dskip.par_chunks_mut(sd.plane()).enumerate().for_each(|(i, dst)| {
+            let (img, ch) = (i / sd.c, i % sd.c);
+            let src = &dy[(img * c + ch) * plane..][..plane];
+            // Zero above the window, then each window row with the margins after it.
+            write_zeros(&mut dst[..oy * sd.w + ox]);
+            for (r, row) in src.chunks_exact(ud.w).enumerate() {
+                let at = (r + oy) * sd.w + ox;
+                write_all(&mut dst[at..at + ud.w], row);
+                let next = if r + 1 < ud.h { at + sd.w } else { sd.plane() };
+                write_zeros(&mut dst[at + ud.w..next]);
+            }
+        })
+    };
+    let fill_up = |dup: &mut [MaybeUninit<f32>]| {
+        dup.par_chunks_mut(plane).enumerate().for_each(|(i, dst)| {
+            let (img, ch) = (i / ud.c, i % ud.c);
+            write_all(dst, &dy[(img * c + sd.c + ch) * plane..][..plane]);
+        })
+    };
+    // SAFETY: every plane of both is written whole (see the comments above).
+    let (dskip, dup) = unsafe { (filled(sd.len(), fill_skip), filled(ud.len(), fill_up)) };
     (dskip, dup)
 }
 

@@ -19,6 +19,10 @@
 //! of the column matrix is one contiguous copy; the two extra columns per row are computed
 //! and dropped.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512_conv;
+#[cfg(target_arch = "x86_64")]
+mod avx512_wgrad;
 mod chunks;
 pub mod conv1x1;
 pub mod conv3x3;
@@ -26,8 +30,6 @@ pub mod crop_cat;
 mod matmul;
 pub mod pool;
 pub mod upconv2x2;
-#[cfg(target_arch = "x86_64")]
-mod wgrad_avx512;
 
 #[cfg(test)]
 mod naive;
@@ -78,10 +80,21 @@ pub(crate) fn channel_sums(dy: &[f32], d: Dims) -> Vec<f32> {
     let plane = d.plane().max(1);
     let w = d.w.max(1);
     let sums: Vec<f64> =
-        dy.par_chunks(plane).map(|p| p.chunks(w).map(|row| row.iter().sum::<f32>() as f64).sum::<f64>()).collect();
+        dy.par_chunks(plane).map(|p| p.chunks(w).map(|row| lane_sum(row) as f64).sum::<f64>()).collect();
     let mut out = vec![0f64; d.c];
     for (i, s) in sums.iter().enumerate() {
         out[i % d.c] += s;
     }
     out.into_iter().map(|v| v as f32).collect()
+}
+
+/// The sum of `v` in 16 interleaved partial sums (a sequential f32 sum cannot be
+/// vectorised: it fixes the order of the additions).
+fn lane_sum(v: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let mut chunks = v.chunks_exact(16);
+    for c in &mut chunks {
+        lanes.iter_mut().zip(c).for_each(|(l, &x)| *l += x);
+    }
+    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }

@@ -3,7 +3,7 @@
 //! output pixel takes exactly one tap per input channel, so all three passes are one gemm
 //! over a band of input pixels plus an interleave (forward) or de-interleave (backward).
 
-use crate::chunks::{Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, buf, for_each_band};
+use crate::chunks::{Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, buf, filled, for_each_band};
 use crate::matmul::{Parallelism, View, matmul};
 use crate::{Dims, Grads, channel_sums};
 
@@ -18,48 +18,53 @@ pub fn forward(x: &[f32], d: Dims, weight: &[f32], co: usize, bias: Option<&[f32
     assert_eq!(weight.len(), d.c * co * 4, "upconv2x2: weight length");
     let od = output_dims(d, co);
     let j = 4 * co;
-    let mut out = vec![0.0f32; od.len()];
     let bands = Bands::new(d.n, d.h, (d.c + j) * d.w);
-    let dst = SharedMut(out.as_mut_ptr());
-    for_each_band(&bands, |i, s| {
-        let (img, r0, r1) = bands.get(i);
-        let len = (r1 - r0) * d.w;
-        let tmp = buf(&mut s.a, j * len);
-        // tmp (p x j) = x (p x c) · weight (c x j).
-        // SAFETY: x rows r0..r1 of every channel of image img, weight and tmp are in bounds.
-        unsafe {
-            matmul(
-                len,
-                j,
-                d.c,
-                tmp.as_mut_ptr(),
-                1,
-                len,
-                false,
-                View::new(x, img * d.c * d.plane() + r0 * d.w, 1, d.plane()),
-                View::new(weight, 0, j, 1),
-                Parallelism::None,
-            )
-        };
-        for o in 0..co {
-            let b = bias.map_or(0.0, |b| b[o]);
-            for r in r0..r1 {
-                for a in 0..2 {
-                    // SAFETY: band i alone writes output rows 2*r0..2*r1 of image img.
-                    let row = unsafe {
-                        std::slice::from_raw_parts_mut(dst.ptr().add(((img * co + o) * od.h + 2 * r + a) * od.w), od.w)
-                    };
-                    let t0 = &tmp[(o * 4 + a * 2) * len + (r - r0) * d.w..][..d.w];
-                    let t1 = &tmp[(o * 4 + a * 2 + 1) * len + (r - r0) * d.w..][..d.w];
-                    for (xx, pair) in row.chunks_exact_mut(2).enumerate() {
-                        pair[0] = t0[xx] + b;
-                        pair[1] = t1[xx] + b;
+    let run = |dst: SharedMut| {
+        for_each_band(&bands, |i, s| {
+            let (img, r0, r1) = bands.get(i);
+            let len = (r1 - r0) * d.w;
+            let tmp = buf(&mut s.a, j * len);
+            // tmp (p x j) = x (p x c) · weight (c x j).
+            // SAFETY: x rows r0..r1 of every channel of image img, weight and tmp are in bounds.
+            unsafe {
+                matmul(
+                    len,
+                    j,
+                    d.c,
+                    tmp.as_mut_ptr(),
+                    1,
+                    len,
+                    false,
+                    View::new(x, img * d.c * d.plane() + r0 * d.w, 1, d.plane()),
+                    View::new(weight, 0, j, 1),
+                    Parallelism::None,
+                )
+            };
+            for o in 0..co {
+                let b = bias.map_or(0.0, |b| b[o]);
+                for r in r0..r1 {
+                    for a in 0..2 {
+                        // SAFETY: band i alone writes output rows 2*r0..2*r1 of image img.
+                        let row = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                dst.ptr().add(((img * co + o) * od.h + 2 * r + a) * od.w),
+                                od.w,
+                            )
+                        };
+                        let t0 = &tmp[(o * 4 + a * 2) * len + (r - r0) * d.w..][..d.w];
+                        let t1 = &tmp[(o * 4 + a * 2 + 1) * len + (r - r0) * d.w..][..d.w];
+                        for (xx, pair) in row.chunks_exact_mut(2).enumerate() {
+                            pair[0] = t0[xx] + b;
+                            pair[1] = t1[xx] + b;
+                        }
                     }
                 }
             }
-        }
-    });
-    out
+        })
+    };
+    // SAFETY: the bands cover every input row; each writes both output rows of it, whole,
+    // for every output channel.
+    unsafe { filled(od.len(), |out| run(SharedMut(out.as_mut_ptr().cast()))) }
 }
 
 /// Gradients of [`forward`] given `dy` (`[n, co, 2h, 2w]`); the input gradient only when
