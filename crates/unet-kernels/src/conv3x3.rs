@@ -42,6 +42,9 @@ pub fn forward(x: &[f32], d: Dims, weight: &[f32], co: usize, bias: Option<&[f32
     assert_eq!(x.len(), d.len(), "conv3x3: input length");
     let k = 9 * d.c;
     assert_eq!(weight.len(), co * k, "conv3x3: weight length");
+    if crate::winograd::pays(d, co) {
+        return crate::winograd::forward(x, d, &crate::winograd::transform_weights(weight, co, d.c), co, bias, relu);
+    }
     #[cfg(target_arch = "x86_64")]
     if use_direct(d, co) {
         return forward_with(x, d, weight, co, bias, relu, Product::Direct(crate::avx512_conv::pack(weight, co, k)));

@@ -30,6 +30,7 @@ pub mod crop_cat;
 mod matmul;
 pub mod pool;
 pub mod upconv2x2;
+mod winograd;
 
 #[cfg(test)]
 mod naive;
