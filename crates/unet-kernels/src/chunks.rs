@@ -48,6 +48,11 @@ impl Bands {
         Bands { rows, band, per_image, count: n * per_image }
     }
 
+    /// One band per image.
+    pub fn single(n: usize, rows: usize) -> Bands {
+        Bands { rows, band: rows.max(1), per_image: 1, count: n }
+    }
+
     /// `(image, first row, end row)` of band `i`.
     pub fn get(&self, i: usize) -> (usize, usize, usize) {
         let (img, b) = (i / self.per_image, i % self.per_image);

@@ -230,12 +230,21 @@ pub fn backward(
 /// `dW[o][c*9 + ky*3 + kx] = sum_p dz[o][p] x[c][p + ky*w + kx]`; `dz` is the output
 /// gradient zero-padded by 2.
 fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
+    if crate::winograd::pays_for_weight_gradient(d, co) {
+        return crate::winograd::weight_gradient(x, d, dz, co);
+    }
     #[cfg(target_arch = "x86_64")]
     if co <= WGRAD_DIRECT_MAX_OUTPUTS && crate::avx512_wgrad::available() {
         return weight_gradient_avx512(x, d, dz, co);
     }
     weight_gradient_gemm(x, d, dz, co)
 }
+
+/// Weight-gradient accumulators larger than this many floats (16 MiB) are summed over one
+/// band per image, with the product itself multi-threaded: per-thread copies and thin bands
+/// made the gradient of the 30x30, 1024-channel layer memory-bound (0.18 s; 0.10-0.11 s as
+/// one band).
+pub(crate) const LARGE_ACCUMULATOR: usize = 1 << 22;
 
 /// Output channels up to which the direct AVX-512 weight gradient is used. Measured per
 /// layer (`cargo bench -p unet-kernels --bench kernels -- 64`): up to 64 outputs it was
@@ -307,7 +316,11 @@ fn weight_gradient_gemm(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
     let k = 9 * d.c;
     let od = output_dims(d, co);
     let pd = Dims::new(d.n, co, od.h + 4, od.w + 4);
-    let bands = Bands::at_least(d.n, od.h, k * d.w, MIN_BAND_PIXELS.div_ceil(d.w));
+    let bands = if co * k > LARGE_ACCUMULATOR {
+        Bands::single(d.n, od.h)
+    } else {
+        Bands::at_least(d.n, od.h, k * d.w, MIN_BAND_PIXELS.div_ceil(d.w))
+    };
     accumulate_bands(&bands, co * k, |i, acc, s, par| {
         let (img, r0, r1) = bands.get(i);
         let len = (r1 - r0) * d.w;
