@@ -251,6 +251,7 @@ pub(crate) const LARGE_ACCUMULATOR: usize = 1 << 22;
 /// faster than im2col + gemm at widths 16 and 64 (the width-64 top layer 0.090 against
 /// 0.105 s); from 128 outputs up the two were even at width 16 and gemm won at width 64
 /// (up to 1.8x), where the kernel's passes over thin row bands grow short.
+#[cfg(target_arch = "x86_64")]
 const WGRAD_DIRECT_MAX_OUTPUTS: usize = 64;
 
 /// [`weight_gradient`] by the direct AVX-512 kernel. Threads split the output channels

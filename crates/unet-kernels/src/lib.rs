@@ -5,19 +5,24 @@
 //! index per element).
 //!
 //! Why hand-written: burn 0.21's Flex backend runs the generic convolution backward (a
-//! single-threaded col2im for the input gradient, a swapped convolution with a image-sized
+//! single-threaded col2im for the input gradient, a swapped convolution with an image-sized
 //! kernel for the weight gradient), which made a training step cost 6-8x its forward pass.
-//! Here every pass is a cache-sized, row-chunked im2col by `memcpy` plus one `gemm` call
-//! (the same `gemm` crate Flex uses), parallel over chunks with rayon:
-//! - forward: `Y = W · col(X)`;
-//! - weight gradient: `dW = dY · col(X)^T`, summed over chunks in per-thread accumulators;
-//! - input gradient: a valid convolution of the zero-padded `dY` with the flipped,
-//!   transposed kernel (no column scatter at all).
+//! Here every pass is parallel over cache-sized bands of rows (rayon), and the 3x3
+//! convolution picks, per layer shape, the fastest of three methods measured on the paper's
+//! network (`conv3x3`):
+//! - Winograd F(2x2, 3x3) (`winograd`) on layers with 64+ channels: 2.25x fewer
+//!   multiplications, the products done by `gemm`;
+//! - direct AVX-512 kernels (`avx512_conv`, `avx512_wgrad`) on thin layers, when the CPU
+//!   has AVX-512F: register-blocked sums read straight from the image;
+//! - otherwise a banded im2col by `memcpy` plus one `gemm` per band (the same `gemm` crate
+//!   Flex uses): `Y = W · col(X)`, `dW = dY · col(X)^T` in per-thread accumulators.
 //!
-//! The im2col works on the *flat* image: output pixel `(y, x)` reads input element
-//! `(y + ky) * W + x + kx`, so with the output laid out at the input's row stride every row
-//! of the column matrix is one contiguous copy; the two extra columns per row are computed
-//! and dropped.
+//! The input gradient is a valid convolution of the zero-padded `dY` with the flipped,
+//! transposed kernel (no column scatter at all), so it takes the forward's methods.
+//! The direct and im2col paths work on the *flat* image: output pixel `(y, x)` reads input
+//! element `(y + ky) * W + x + kx`, so with the output laid out at the input's row stride
+//! every row of a column matrix (or every vector load) is contiguous; the two extra
+//! columns per row are computed and dropped.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512_conv;
