@@ -140,15 +140,9 @@ fn band(
     let t = (t1 - t0) * tx;
     let ci = d.c;
     // 1. V[xi][c][tile] = (B^T d B)[xi], per input channel.
-    let vp = SharedMut(v.as_mut_ptr());
-    let input = |c: usize| {
-        let plane = &x[(img * ci + c) * d.plane()..][..d.plane()];
-        // SAFETY: channel c alone writes V[.][c][..].
-        let rows: [&mut [f32]; XI] =
-            std::array::from_fn(|xi| unsafe { std::slice::from_raw_parts_mut(vp.ptr().add((xi * ci + c) * t), t) });
-        transform_input(plane, d, t0, t1, rows);
-    };
-    phase(ci, parallel, input);
+    per_channel(v, ci, t, parallel, |c, rows| {
+        transform_input(&x[(img * ci + c) * d.plane()..][..d.plane()], d, t0, t1, rows)
+    });
     // 2. M[xi] (tile x o) = V[xi]^T (tile x c) · U[xi]^T (c x o).
     let mp = SharedMut(m.as_mut_ptr());
     let v: &[f32] = v;
@@ -181,6 +175,26 @@ fn band(
         transform_output(rows, d, t0, t1, b, relu, plane);
     };
     phase(co, parallel, output);
+}
+
+/// `f(c, rows)` for every channel `c` of a `[16][channels][t]` buffer, `rows[xi]` being
+/// its `t` values at position `xi`; on all threads when `parallel`.
+fn per_channel(
+    buf: &mut [f32],
+    channels: usize,
+    t: usize,
+    parallel: bool,
+    f: impl Fn(usize, [&mut [f32]; XI]) + Sync + Send,
+) {
+    assert!(buf.len() >= XI * channels * t, "winograd: transform buffer length");
+    let base = SharedMut(buf.as_mut_ptr());
+    phase(channels, parallel, |c| {
+        // SAFETY: channel c alone takes the rows [xi][c][..], which lie in `buf`.
+        let rows = std::array::from_fn(|xi| unsafe {
+            std::slice::from_raw_parts_mut(base.ptr().add((xi * channels + c) * t), t)
+        });
+        f(c, rows)
+    });
 }
 
 /// `f(0..n)`, on all threads when `parallel`.
@@ -216,19 +230,11 @@ pub(crate) fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<
         let (img, t0, t1) = bands.get(i);
         let t = (t1 - t0) * tx;
         let (v, z) = (buf(&mut s.a, XI * ci * t), buf(&mut s.b, XI * co * t));
-        let vp = SharedMut(v.as_mut_ptr());
-        phase(ci, parallel, |c| {
-            // SAFETY: channel c alone writes V[.][c][..].
-            let rows =
-                std::array::from_fn(|xi| unsafe { std::slice::from_raw_parts_mut(vp.ptr().add((xi * ci + c) * t), t) });
-            transform_input(&x[(img * ci + c) * d.plane()..][..d.plane()], d, t0, t1, rows);
+        per_channel(v, ci, t, parallel, |c, rows| {
+            transform_input(&x[(img * ci + c) * d.plane()..][..d.plane()], d, t0, t1, rows)
         });
-        let zp = SharedMut(z.as_mut_ptr());
-        phase(co, parallel, |o| {
-            // SAFETY: channel o alone writes Z[.][o][..].
-            let rows =
-                std::array::from_fn(|xi| unsafe { std::slice::from_raw_parts_mut(zp.ptr().add((xi * co + o) * t), t) });
-            transform_gradient(&dz[(img * co + o) * pd.plane()..][..pd.plane()], pd.w, tx, t0, t1, rows);
+        per_channel(z, co, t, parallel, |o, rows| {
+            transform_gradient(&dz[(img * co + o) * pd.plane()..][..pd.plane()], pd.w, tx, t0, t1, rows)
         });
         let (v, z): (&[f32], &[f32]) = (v, z);
         let ap = SharedMut(acc.as_mut_ptr());
