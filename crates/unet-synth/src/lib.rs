@@ -70,6 +70,10 @@ pub fn generate(p: &SynthParams, seed: u64) -> Synthetic {
     let (w, h) = (p.width, p.height);
     let target = (p.density * (w * h) as f64 / (std::f64::consts::PI * p.radius * p.radius)).round().max(1.0) as usize;
     let mut cells: Vec<Cell> = Vec::new();
+    // Cells by grid square, for the overlap test: a new cell (radius <= 1.3 p.radius) is
+    // refused within 0.8 * (sum of radii) <= 2.08 p.radius of an earlier one, so the squares
+    // next to its own hold every cell it can hit.
+    let mut grid = Grid::new(w, h, 2.08 * p.radius);
     let mut tries = 0;
     while cells.len() < target && tries < target * 60 {
         tries += 1;
@@ -87,9 +91,13 @@ pub fn generate(p: &SynthParams, seed: u64) -> Synthetic {
             continue;
         }
         // Not too deep into another cell.
-        if cells.iter().any(|c| ((c.cx - cx).powi(2) + (c.cy - cy).powi(2)).sqrt() < 0.8 * (c.r + r)) {
+        if grid.near(cx, cy).any(|k| {
+            let c = &cells[k];
+            ((c.cx - cx).powi(2) + (c.cy - cy).powi(2)).sqrt() < 0.8 * (c.r + r)
+        }) {
             continue;
         }
+        grid.insert(cx, cy, cells.len());
         let harm =
             |rng: &mut ChaCha8Rng, amp: f64| (rng.random_range(0.0..amp), rng.random_range(0.0..std::f64::consts::TAU));
         cells.push(Cell {
@@ -127,7 +135,9 @@ pub fn generate(p: &SynthParams, seed: u64) -> Synthetic {
             }
         }
     }
-    let labels = relabel_connected(&labels, w, h);
+    // Before relabelling a label is the deepest cell + 1: the cell that shades the pixel.
+    let owners = labels;
+    let labels = relabel_connected(&owners, w, h);
     // Intensity: background, cells with texture and a nucleus.
     let mut img = vec![0.25f64; w * h];
     for i in 0..w * h {
@@ -135,7 +145,7 @@ pub fn generate(p: &SynthParams, seed: u64) -> Synthetic {
         if l == 0 {
             continue;
         }
-        let c = &cells[(owner(&cells, i, w) as usize).min(cells.len() - 1)];
+        let c = &cells[owners[i] as usize - 1];
         let (x, y) = ((i % w) as f64, (i / w) as f64);
         let mut v = c.brightness;
         for &(fx, fy, ph, amp) in &c.texture {
@@ -184,21 +194,37 @@ pub fn generate(p: &SynthParams, seed: u64) -> Synthetic {
     Synthetic { image: Image::gray(w, h, kind, data), labels: Label { width: w, height: h, data: labels }, cells: n }
 }
 
-/// The cell a pixel is deepest inside (its owner before relabelling), whose parameters
-/// shade it.
-fn owner(cells: &[Cell], i: usize, w: usize) -> u32 {
-    let (x, y) = ((i % w) as f64, (i / w) as f64);
-    let mut best = (f64::INFINITY, 0u32);
-    for (k, c) in cells.iter().enumerate() {
-        if (c.cx - x).abs() > c.r * 1.4 || (c.cy - y).abs() > c.r * 1.4 {
-            continue;
-        }
-        let q = c.reach(x, y);
-        if q < best.0 {
-            best = (q, k as u32);
-        }
+/// Indices of points in square buckets of a fixed side.
+struct Grid {
+    side: f64,
+    cols: usize,
+    rows: usize,
+    buckets: Vec<Vec<usize>>,
+}
+
+impl Grid {
+    fn new(w: usize, h: usize, side: f64) -> Grid {
+        let side = side.max(1.0);
+        let (cols, rows) = ((w as f64 / side).ceil().max(1.0) as usize, (h as f64 / side).ceil().max(1.0) as usize);
+        Grid { side, cols, rows, buckets: vec![Vec::new(); cols * rows] }
     }
-    best.1
+
+    fn square(&self, x: f64, y: f64) -> (usize, usize) {
+        (((x / self.side).max(0.0) as usize).min(self.cols - 1), ((y / self.side).max(0.0) as usize).min(self.rows - 1))
+    }
+
+    fn insert(&mut self, x: f64, y: f64, index: usize) {
+        let (gx, gy) = self.square(x, y);
+        self.buckets[gy * self.cols + gx].push(index);
+    }
+
+    /// Every index within one side of `(x, y)` (and some farther ones).
+    fn near(&self, x: f64, y: f64) -> impl Iterator<Item = usize> + '_ {
+        let (gx, gy) = self.square(x, y);
+        let (x0, x1) = (gx.saturating_sub(1), (gx + 1).min(self.cols - 1));
+        let (y0, y1) = (gy.saturating_sub(1), (gy + 1).min(self.rows - 1));
+        (y0..=y1).flat_map(move |yy| (x0..=x1).flat_map(move |xx| self.buckets[yy * self.cols + xx].iter().copied()))
+    }
 }
 
 /// Keeps, for every cell, only its largest 4-connected piece (ownership can leave slivers)
@@ -297,6 +323,31 @@ pub fn touching_share(labels: &Label) -> f64 {
 mod tests {
     use super::*;
     use unet_metrics::{Connectivity, label_components};
+
+    /// Every point within one side of a query comes back from `near`.
+    #[test]
+    fn grid_finds_every_near_point() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let (w, h, side) = (300, 170, 23.5);
+        let points: Vec<(f64, f64)> =
+            (0..2000).map(|_| (rng.random_range(0.0..w as f64), rng.random_range(0.0..h as f64))).collect();
+        let mut grid = Grid::new(w, h, side);
+        for (i, &(x, y)) in points.iter().enumerate() {
+            grid.insert(x, y, i);
+        }
+        for _ in 0..200 {
+            let (qx, qy) = (rng.random_range(0.0..w as f64), rng.random_range(0.0..h as f64));
+            let found: Vec<usize> = grid.near(qx, qy).collect();
+            let within: Vec<usize> = (0..points.len())
+                .filter(|&i| ((points[i].0 - qx).powi(2) + (points[i].1 - qy).powi(2)).sqrt() < side)
+                .collect();
+            // It prunes: 3x3 squares of the 13x8 grid hold a fraction of the points.
+            assert!(found.len() < points.len() / 4, "{} of {} points", found.len(), points.len());
+            for i in within {
+                assert!(found.contains(&i), "point {i} at {:?} missed from ({qx}, {qy})", points[i]);
+            }
+        }
+    }
 
     #[test]
     fn many_cells_touch_and_labels_are_consistent() {
