@@ -234,8 +234,8 @@ fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
         return crate::winograd::weight_gradient(x, d, dz, co);
     }
     #[cfg(target_arch = "x86_64")]
-    if co <= WGRAD_DIRECT_MAX_OUTPUTS && crate::avx512_wgrad::available() {
-        return weight_gradient_avx512(x, d, dz, co);
+    if let Some(isa) = crate::direct_wgrad::isa().filter(|_| co <= WGRAD_DIRECT_MAX_OUTPUTS) {
+        return weight_gradient_direct(isa, x, d, dz, co);
     }
     weight_gradient_gemm(x, d, dz, co)
 }
@@ -246,7 +246,7 @@ fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
 /// one band).
 pub(crate) const LARGE_ACCUMULATOR: usize = 1 << 22;
 
-/// Output channels up to which the direct AVX-512 weight gradient is used. Measured per
+/// Output channels up to which the direct weight gradient is used (measured with AVX-512). Measured per
 /// layer (`cargo bench -p unet-kernels --bench kernels -- 64`): up to 64 outputs it was
 /// faster than im2col + gemm at widths 16 and 64 (the width-64 top layer 0.090 against
 /// 0.105 s); from 128 outputs up the two were even at width 16 and gemm won at width 64
@@ -254,13 +254,13 @@ pub(crate) const LARGE_ACCUMULATOR: usize = 1 << 22;
 #[cfg(target_arch = "x86_64")]
 const WGRAD_DIRECT_MAX_OUTPUTS: usize = 64;
 
-/// [`weight_gradient`] by the direct AVX-512 kernel. Threads split the output channels
+/// [`weight_gradient`] by the direct kernel on `isa`. Threads split the output channels
 /// (blocks of 8, disjoint rows of `dW`, no merging) and, when there are fewer blocks than
 /// threads, also the rows (one accumulator per row group, summed in a fixed order). Each
 /// task walks its rows in bands whose input rows fit the L2 cache.
 #[cfg(target_arch = "x86_64")]
-fn weight_gradient_avx512(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
-    use crate::avx512_wgrad::{Band, accumulate};
+fn weight_gradient_direct(isa: crate::direct_wgrad::Isa, x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
+    use crate::direct_wgrad::{Band, accumulate};
     /// Input floats a band may span (1 MiB).
     const BAND_FLOATS: usize = 1 << 18;
     let k = 9 * d.c;
@@ -297,9 +297,9 @@ fn weight_gradient_avx512(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32>
                     r0,
                     r1: (r0 + band_rows).min(g1),
                 };
-                // SAFETY: AVX-512F is available; the band's rows lie inside `x` and `dz`
+                // SAFETY: the CPU has `isa`; the band's rows lie inside `x` and `dz`
                 // (lengths checked above) and `acc` holds (o1 - o0) * 9 * ci floats.
-                unsafe { accumulate(&band, acc) };
+                unsafe { accumulate(isa, &band, acc) };
             }
         }
     });
@@ -394,7 +394,8 @@ mod tests {
         check(Dims::new(2, 33, 11, 66), 8, true);
     }
 
-    /// The AVX-512 weight gradient (where the CPU has it) against the gemm path, on shapes
+    /// The direct weight gradient on every instruction set this CPU has (and whatever
+    /// `weight_gradient` picks) against the gemm path, on shapes
     /// that exercise every output-channel block size (8, 4, 2, 1), row tails of every
     /// length, one-row images and several images.
     #[test]
@@ -421,6 +422,11 @@ mod tests {
             }
             let reference = weight_gradient_gemm(&x, d, &dz, co);
             assert_close(&weight_gradient(&x, d, &dz, co), &reference, 1e-4, "weight gradient");
+            #[cfg(target_arch = "x86_64")]
+            for isa in crate::direct_wgrad::supported() {
+                let direct = weight_gradient_direct(isa, &x, d, &dz, co);
+                assert_close(&direct, &reference, 1e-4, &format!("weight gradient (direct, {isa:?})"));
+            }
         }
     }
 

@@ -12,8 +12,9 @@
 //! network (`conv3x3`):
 //! - Winograd F(2x2, 3x3) (`winograd`) on layers with 64+ channels: 2.25x fewer
 //!   multiplications, the products done by `gemm`;
-//! - direct AVX-512 kernels (`avx512_conv`, `avx512_wgrad`) on thin layers, when the CPU
-//!   has AVX-512F: register-blocked sums read straight from the image;
+//! - direct kernels on thin layers, register-blocked sums read straight from the image:
+//!   the forward (`avx512_conv`) with AVX-512F, the weight gradient (`direct_wgrad`) with
+//!   AVX-512F or AVX2 + FMA;
 //! - otherwise a banded im2col by `memcpy` plus one `gemm` per band (the same `gemm` crate
 //!   Flex uses): `Y = W · col(X)`, `dW = dY · col(X)^T` in per-thread accumulators.
 //!
@@ -26,12 +27,12 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx512_conv;
-#[cfg(target_arch = "x86_64")]
-mod avx512_wgrad;
 mod chunks;
 pub mod conv1x1;
 pub mod conv3x3;
 pub mod crop_cat;
+#[cfg(target_arch = "x86_64")]
+mod direct_wgrad;
 mod matmul;
 pub mod pool;
 pub mod upconv2x2;
