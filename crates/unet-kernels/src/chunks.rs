@@ -90,6 +90,15 @@ pub(crate) unsafe fn filled(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])
     v
 }
 
+/// [`filled`] for kernels that write their output through a raw pointer shared by bands.
+///
+/// # Safety
+/// `fill` writes all `n` elements through the pointer it is given.
+pub(crate) unsafe fn filled_through(n: usize, fill: impl FnOnce(SharedMut)) -> Vec<f32> {
+    // SAFETY: forwarded from the caller.
+    unsafe { filled(n, |out| fill(SharedMut(out.as_mut_ptr().cast()))) }
+}
+
 /// Writes `src` into `dst` (of equal length).
 pub(crate) fn write_all(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
     assert_eq!(dst.len(), src.len(), "write_all: lengths");

@@ -1,7 +1,7 @@
 //! The 1x1 convolution (the head) `[n, ci, h, w] -> [n, co, h, w]` with weights
 //! `[co, ci, 1, 1]` and a bias, and its gradients: one gemm per band of pixels.
 
-use crate::chunks::{Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, filled, for_each_band};
+use crate::chunks::{Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, filled_through, for_each_band};
 use crate::matmul::{Parallelism, View, matmul};
 use crate::{Dims, Grads, channel_sums};
 
@@ -41,7 +41,7 @@ pub fn forward(x: &[f32], d: Dims, weight: &[f32], co: usize, bias: Option<&[f32
     };
     // SAFETY: the bands cover every row of every image, and the gemm (not reading its
     // destination) writes all `co` channels of them.
-    unsafe { filled(od.len(), |out| run(SharedMut(out.as_mut_ptr().cast()))) }
+    unsafe { filled_through(od.len(), run) }
 }
 
 /// Gradients of [`forward`] given `dy` (`[n, co, h, w]`).

@@ -6,7 +6,8 @@ use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 use crate::chunks::{
-    Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, buf, filled, for_each_band, write_all, write_zeros,
+    Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, buf, filled, filled_through, for_each_band, write_all,
+    write_zeros,
 };
 use crate::matmul::{Parallelism, View, matmul};
 use crate::{Dims, Grads, channel_sums};
@@ -14,6 +15,13 @@ use crate::{Dims, Grads, channel_sums};
 /// Output size of a valid 3x3 convolution of `d` to `co` channels.
 pub fn output_dims(d: Dims, co: usize) -> Dims {
     Dims::new(d.n, co, d.h.saturating_sub(2), d.w.saturating_sub(2))
+}
+
+/// Size of the output gradient zero-padded by 2 on every side, as the backward pass keeps
+/// it for all three gradients: `[n, co, h + 2, w + 2]` for an input `d`.
+pub(crate) fn padded_dims(d: Dims, co: usize) -> Dims {
+    let od = output_dims(d, co);
+    Dims::new(d.n, co, od.h + 4, od.w + 4)
 }
 
 /// Fills `col` (`9 * ci` rows of `len` floats) with the flat im2col of image `img` for the
@@ -174,7 +182,7 @@ fn forward_with(
     };
     // SAFETY: the bands cover every output row of every image, and each writes all `co`
     // channels of its rows.
-    unsafe { filled(od.len(), |out| run(SharedMut(out.as_mut_ptr().cast()))) }
+    unsafe { filled_through(od.len(), run) }
 }
 
 /// Gradients of [`forward`] given the output gradient `dy` (`[n, co, h-2, w-2]`). With
@@ -196,7 +204,7 @@ pub fn backward(
     }
     // The masked gradient, zero-padded by 2 on every side (the input gradient's input), in
     // one parallel pass; the other two gradients read its interior.
-    let pd = Dims::new(d.n, co, od.h + 4, od.w + 4);
+    let pd = padded_dims(d, co);
     let fill = |planes: &mut [MaybeUninit<f32>]| {
         planes.par_chunks_mut(pd.plane()).enumerate().for_each(|(plane, dst)| {
             write_zeros(&mut dst[..2 * pd.w + 2]);
@@ -246,8 +254,8 @@ fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
 /// one band).
 pub(crate) const LARGE_ACCUMULATOR: usize = 1 << 22;
 
-/// Output channels up to which the direct weight gradient is used (measured with AVX-512). Measured per
-/// layer (`cargo bench -p unet-kernels --bench kernels -- 64`): up to 64 outputs it was
+/// Output channels up to which the direct weight gradient is used. Measured per layer with
+/// AVX-512 (`cargo bench -p unet-kernels --bench kernels -- 64`): up to 64 outputs it was
 /// faster than im2col + gemm at widths 16 and 64 (the width-64 top layer 0.090 against
 /// 0.105 s); from 128 outputs up the two were even at width 16 and gemm won at width 64
 /// (up to 1.8x), where the kernel's passes over thin row bands grow short.
@@ -265,7 +273,7 @@ fn weight_gradient_direct(isa: crate::direct_wgrad::Isa, x: &[f32], d: Dims, dz:
     const BAND_FLOATS: usize = 1 << 18;
     let k = 9 * d.c;
     let od = output_dims(d, co);
-    let pd = Dims::new(d.n, co, od.h + 4, od.w + 4);
+    let pd = padded_dims(d, co);
     assert_eq!(x.len(), d.len(), "conv3x3 weight gradient: input length");
     assert_eq!(dz.len(), pd.len(), "conv3x3 weight gradient: padded gradient length");
     let threads = rayon::current_num_threads().max(1);
@@ -316,7 +324,7 @@ fn weight_gradient_direct(isa: crate::direct_wgrad::Isa, x: &[f32], d: Dims, dz:
 fn weight_gradient_gemm(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
     let k = 9 * d.c;
     let od = output_dims(d, co);
-    let pd = Dims::new(d.n, co, od.h + 4, od.w + 4);
+    let pd = padded_dims(d, co);
     let bands = if co * k > LARGE_ACCUMULATOR {
         Bands::single(d.n, od.h)
     } else {

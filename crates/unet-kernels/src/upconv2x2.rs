@@ -3,7 +3,7 @@
 //! output pixel takes exactly one tap per input channel, so all three passes are one gemm
 //! over a band of input pixels plus an interleave (forward) or de-interleave (backward).
 
-use crate::chunks::{Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, buf, filled, for_each_band};
+use crate::chunks::{Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, buf, filled_through, for_each_band};
 use crate::matmul::{Parallelism, View, matmul};
 use crate::{Dims, Grads, channel_sums};
 
@@ -64,7 +64,7 @@ pub fn forward(x: &[f32], d: Dims, weight: &[f32], co: usize, bias: Option<&[f32
     };
     // SAFETY: the bands cover every input row; each writes both output rows of it, whole,
     // for every output channel.
-    unsafe { filled(od.len(), |out| run(SharedMut(out.as_mut_ptr().cast()))) }
+    unsafe { filled_through(od.len(), run) }
 }
 
 /// Gradients of [`forward`] given `dy` (`[n, co, 2h, 2w]`); the input gradient only when

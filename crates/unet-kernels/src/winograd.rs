@@ -14,7 +14,8 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use crate::Dims;
-use crate::chunks::{Bands, SharedMut, accumulate_bands, buf, filled, for_each_band, with_scratch};
+use crate::chunks::{Bands, Scratch, SharedMut, accumulate_bands, buf, filled_through, for_each_band, with_scratch};
+use crate::conv3x3::{output_dims, padded_dims};
 use crate::matmul::{Parallelism, View, matmul};
 
 /// Positions of a transformed 4x4 tile.
@@ -67,7 +68,7 @@ pub(crate) fn pays(d: Dims, co: usize) -> bool {
 /// fast) and a transformed accumulator (`16 * ci * co` floats) within
 /// `LARGE_ACCUMULATOR`; past it the products are memory-bound (the 1024 -> 512 layer of a
 /// width-64 net: 0.105 against 0.077 s by gemm). Width-64 weight-gradient sum: 1.07 ->
-/// 0.97 s (`cargo bench -p unet-kernels --bench kernels -- 64`).
+/// 0.93-0.97 s (`cargo bench -p unet-kernels --bench kernels -- 64`).
 pub(crate) fn pays_for_weight_gradient(d: Dims, co: usize) -> bool {
     pays(d, co) && co > 64 && XI * d.c * co <= crate::conv3x3::LARGE_ACCUMULATOR
 }
@@ -83,7 +84,7 @@ pub(crate) fn forward(x: &[f32], d: Dims, u: &[f32], co: usize, bias: Option<&[f
     assert!(d.h >= 3 && d.w >= 3, "winograd: input {}x{} is smaller than the kernel", d.h, d.w);
     assert_eq!(x.len(), d.len(), "winograd: input length");
     assert_eq!(u.len(), XI * co * d.c, "winograd: transformed weight length");
-    let od = Dims::new(d.n, co, d.h - 2, d.w - 2);
+    let od = output_dims(d, co);
     let (ty, tx) = tiles(d);
     // A band of tile rows keeps its transformed input and products (16 * (ci + co) floats
     // per tile) within 1 MiB, but spans at least 256 tiles so the products stay efficient.
@@ -92,29 +93,23 @@ pub(crate) fn forward(x: &[f32], d: Dims, u: &[f32], co: usize, bias: Option<&[f
     let bands = Bands::within(d.n, ty, per_tile * tx, 1 << 18, min_rows);
     let threads = rayon::current_num_threads().max(1);
     let run = |dst: SharedMut| {
+        let one = |i: usize, s: &mut Scratch, parallel: bool| {
+            let (img, t0, t1) = bands.get(i);
+            let t = (t1 - t0) * tx;
+            let (v, m) = (buf(&mut s.a, XI * d.c * t), buf(&mut s.b, XI * co * t));
+            band(x, d, u, co, bias, relu, img, t0, t1, v, m, dst, parallel);
+        };
         if bands.count >= 2 * threads {
             // Many bands: one thread per band.
-            for_each_band(&bands, |i, s| {
-                let (img, t0, t1) = bands.get(i);
-                let t = (t1 - t0) * tx;
-                let (v, m) = (buf(&mut s.a, XI * d.c * t), buf(&mut s.b, XI * co * t));
-                band(x, d, u, co, bias, relu, img, t0, t1, v, m, dst, false);
-            });
+            for_each_band(&bands, |i, s| one(i, s, false));
         } else {
             // Few, large bands: each one's phases in parallel.
-            with_scratch(|s| {
-                for i in 0..bands.count {
-                    let (img, t0, t1) = bands.get(i);
-                    let t = (t1 - t0) * tx;
-                    let (v, m) = (buf(&mut s.a, XI * d.c * t), buf(&mut s.b, XI * co * t));
-                    band(x, d, u, co, bias, relu, img, t0, t1, v, m, dst, true);
-                }
-            });
+            with_scratch(|s| (0..bands.count).for_each(|i| one(i, s, true)));
         }
     };
     // SAFETY: the bands cover every tile row of every image; each writes both output rows
     // of its tile rows (one for an odd last row), whole, for every output channel.
-    unsafe { filled(od.len(), |out| run(SharedMut(out.as_mut_ptr().cast()))) }
+    unsafe { filled_through(od.len(), run) }
 }
 
 /// Tile rows `t0..t1` of image `img`: input transform into `v` (`[16][ci][tiles]`), the 16
@@ -140,9 +135,7 @@ fn band(
     let t = (t1 - t0) * tx;
     let ci = d.c;
     // 1. V[xi][c][tile] = (B^T d B)[xi], per input channel.
-    per_channel(v, ci, t, parallel, |c, rows| {
-        transform_input(&x[(img * ci + c) * d.plane()..][..d.plane()], d, t0, t1, rows)
-    });
+    transform_inputs(x, d, img, t0, t1, v, parallel);
     // 2. M[xi] (tile x o) = V[xi]^T (tile x c) · U[xi]^T (c x o).
     let mp = SharedMut(m.as_mut_ptr());
     let v: &[f32] = v;
@@ -171,10 +164,19 @@ fn band(
         let b = bias.map_or(0.0, |b| b[o]);
         // SAFETY (in transform_output's writes): channel o of image img, rows 2*t0..2*t1
         // (clipped to the output), written by this band alone.
-        let plane = unsafe { dst.ptr().add((img * co + o) * (d.h - 2) * (d.w - 2)) };
+        let plane = unsafe { dst.ptr().add((img * co + o) * output_dims(d, co).plane()) };
         transform_output(rows, d, t0, t1, b, relu, plane);
     };
     phase(co, parallel, output);
+}
+
+/// `v[xi][c][tile] = (B^T d B)[xi]` for every input channel `c` of image `img`, tile rows
+/// `t0..t1`; on all threads when `parallel`.
+fn transform_inputs(x: &[f32], d: Dims, img: usize, t0: usize, t1: usize, v: &mut [f32], parallel: bool) {
+    let t = (t1 - t0) * tiles(d).1;
+    per_channel(v, d.c, t, parallel, |c, rows| {
+        transform_input(&x[(img * d.c + c) * d.plane()..][..d.plane()], d, t0, t1, rows)
+    });
 }
 
 /// `f(c, rows)` for every channel `c` of a `[16][channels][t]` buffer, `rows[xi]` being
@@ -214,8 +216,7 @@ fn phase(n: usize, parallel: bool, f: impl Fn(usize) + Sync + Send) {
 /// replace the 36 multiply-adds per pixel and channel pair of the direct formula.
 pub(crate) fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
     let ci = d.c;
-    let (oh, ow) = (d.h - 2, d.w - 2);
-    let pd = Dims::new(d.n, co, oh + 4, ow + 4);
+    let pd = padded_dims(d, co);
     assert_eq!(x.len(), d.len(), "winograd weight gradient: input length");
     assert_eq!(dz.len(), pd.len(), "winograd weight gradient: padded gradient length");
     let (ty, tx) = tiles(d);
@@ -230,9 +231,7 @@ pub(crate) fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<
         let (img, t0, t1) = bands.get(i);
         let t = (t1 - t0) * tx;
         let (v, z) = (buf(&mut s.a, XI * ci * t), buf(&mut s.b, XI * co * t));
-        per_channel(v, ci, t, parallel, |c, rows| {
-            transform_input(&x[(img * ci + c) * d.plane()..][..d.plane()], d, t0, t1, rows)
-        });
+        transform_inputs(x, d, img, t0, t1, v, parallel);
         per_channel(z, co, t, parallel, |o, rows| {
             transform_gradient(&dz[(img * co + o) * pd.plane()..][..pd.plane()], pd.w, tx, t0, t1, rows)
         });
