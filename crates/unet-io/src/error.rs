@@ -27,6 +27,10 @@ pub enum IoError {
     StackSizeMismatch { path: PathBuf, first: (usize, usize), other: (usize, usize) },
     #[error("{path}: contains NaN or infinite values; clean the image before using it")]
     NotFinite { path: PathBuf },
+    #[error(
+        "{path}: declares {declared}, which needs about {needed_mib} MiB of memory but {available_mib} MiB are available; crop or split the image, or free memory"
+    )]
+    TooLarge { path: PathBuf, declared: String, needed_mib: u128, available_mib: u128 },
     #[error("{path}: is empty (0 pixels)")]
     EmptyImage { path: PathBuf },
     #[error(
