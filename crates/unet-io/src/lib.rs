@@ -19,6 +19,6 @@ pub use error::{IoError, Result};
 pub use image::{Image, SampleKind};
 pub use label::{Label, LabelKind, read_label, read_label_stack};
 pub use memory::available_memory_bytes;
-pub use pairing::{ImagePair, list_images, pair_by_stem};
+pub use pairing::{ImagePair, list_images, pair_by_stem, stem_key};
 pub use read::{ColorMode, read_image, read_stack};
 pub use write::{BitDepth, write_image, write_labels};

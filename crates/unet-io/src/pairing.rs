@@ -1,6 +1,10 @@
-//! Listing image folders and pairing images with labels by file stem.
+//! Listing image folders and pairing images with labels by file stem. Stems are compared
+//! as the file system's bytes (`OsStr::as_encoded_bytes`), so names that are not UTF-8 pair
+//! exactly: `x\xff.png` pairs with `x\xff.tif`, never with `x\xfe.tif`, although both
+//! print as `x\u{fffd}`.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IoError, Result};
@@ -9,9 +13,16 @@ use crate::read::is_image_path;
 /// An image file and its label file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImagePair {
+    /// The stem for display (bytes that are not UTF-8 shown as U+FFFD); pairing used the
+    /// raw bytes.
     pub stem: String,
     pub image: PathBuf,
     pub label: PathBuf,
+}
+
+/// A file's stem as the file system's bytes: the pairing key.
+pub fn stem_key(path: &Path) -> Vec<u8> {
+    path.file_stem().map(|s| s.as_encoded_bytes().to_vec()).unwrap_or_default()
 }
 
 fn stem_of(path: &Path) -> String {
@@ -29,7 +40,7 @@ pub fn list_images(path: &Path) -> Result<Vec<PathBuf>> {
     for entry in rd {
         let entry = entry.map_err(|error| IoError::Read { path: path.to_path_buf(), error })?;
         let p = entry.path();
-        let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        let hidden = p.file_name().map(OsStr::as_encoded_bytes).is_some_and(|n| n.starts_with(b"."));
         if p.is_file() && !hidden && is_image_path(&p) {
             files.push(p);
         }
@@ -41,12 +52,11 @@ pub fn list_images(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn by_stem(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
+fn by_stem(dir: &Path) -> Result<BTreeMap<Vec<u8>, PathBuf>> {
     let mut map = BTreeMap::new();
     for f in list_images(dir)? {
-        let stem = stem_of(&f);
-        if map.insert(stem.clone(), f.clone()).is_some() {
-            return Err(IoError::DuplicateStem { path: f, stem });
+        if map.insert(stem_key(&f), f.clone()).is_some() {
+            return Err(IoError::DuplicateStem { stem: stem_of(&f), path: f });
         }
     }
     Ok(map)
@@ -57,15 +67,15 @@ fn by_stem(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
 pub fn pair_by_stem(images: &Path, labels: &Path) -> Result<Vec<ImagePair>> {
     let imgs = by_stem(images)?;
     let labs = by_stem(labels)?;
-    for (stem, path) in &labs {
-        if !imgs.contains_key(stem) {
-            return Err(IoError::MissingPartner { path: path.clone(), stem: stem.clone(), dir: images.to_path_buf() });
+    for (key, path) in &labs {
+        if !imgs.contains_key(key) {
+            return Err(IoError::MissingPartner { path: path.clone(), stem: stem_of(path), dir: images.to_path_buf() });
         }
     }
     imgs.into_iter()
-        .map(|(stem, image)| match labs.get(&stem) {
-            Some(label) => Ok(ImagePair { stem, image, label: label.clone() }),
-            None => Err(IoError::MissingPartner { path: image, stem, dir: labels.to_path_buf() }),
+        .map(|(key, image)| match labs.get(&key) {
+            Some(label) => Ok(ImagePair { stem: stem_of(&image), image, label: label.clone() }),
+            None => Err(IoError::MissingPartner { stem: stem_of(&image), path: image, dir: labels.to_path_buf() }),
         })
         .collect()
 }

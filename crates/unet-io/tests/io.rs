@@ -186,3 +186,39 @@ fn signed_tiff_is_an_unsupported_bit_depth() {
     }
     assert_clear(read_image(&p, ColorMode::Gray), &p, "signed 16-bit");
 }
+
+/// Names that are not UTF-8 pair on their bytes: `x\xff` with `x\xff`, not with `x\xfe`
+/// (both print as `x\u{fffd}`), and two such names in one folder are not duplicates.
+#[cfg(unix)]
+#[test]
+fn non_utf8_names_pair_on_their_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (imgs, labs) = (dir.path().join("images"), dir.path().join("labels"));
+    let name = |bytes: &[u8], ext: &str| {
+        let mut n = OsStr::from_bytes(bytes).to_os_string();
+        n.push(ext);
+        n
+    };
+    let put = |d: &Path, n: std::ffi::OsString| {
+        write_image(&d.join(n), &[ramp(2, 2, 255.0)], BitDepth::U8, false).unwrap();
+    };
+    // Only the odd one out: the image `x\xff` has no partner among the labels.
+    put(&imgs, name(b"x\xff", ".png"));
+    put(&labs, name(b"x\xfe", ".tif"));
+    let e = pair_by_stem(&imgs, &labs).unwrap_err();
+    assert!(matches!(e, IoError::MissingPartner { .. }), "{e}");
+    // With both on both sides, each pairs with its own bytes.
+    put(&imgs, name(b"x\xfe", ".png"));
+    put(&labs, name(b"x\xff", ".tif"));
+    let pairs = pair_by_stem(&imgs, &labs).unwrap();
+    assert_eq!(pairs.len(), 2);
+    for p in &pairs {
+        assert_eq!(p.image.file_stem(), p.label.file_stem(), "{p:?}");
+        assert_eq!(stem_key(&p.image), p.image.file_stem().unwrap().as_bytes());
+    }
+    // Hidden files are skipped, whatever their bytes.
+    put(&imgs, name(b".\xff", ".png"));
+    assert_eq!(list_images(&imgs).unwrap().len(), 2);
+}
