@@ -107,8 +107,8 @@ pub struct EvalArgs {
     /// Ground-truth file or folder; files pair with predictions by stem.
     #[arg(long)]
     pub truth: PathBuf,
-    /// Thresholds: a list "0.3,0.5" or a range "LO-HI:STEP" (default: 0-1:0.1 for
-    /// probability maps, 0 for binary predictions, as the ISBI protocol).
+    /// Thresholds in [0, 1]: a list "0.3,0.5" or a range "LO-HI:STEP", at most 1001 values
+    /// (default: 0-1:0.1 for probability maps, 0 for binary predictions, as the ISBI protocol).
     #[arg(long)]
     pub thresholds: Option<String>,
     /// Metrics to report, comma-separated (default: all): pixel_error, pixel_fscore_error,

@@ -124,3 +124,65 @@ fn eval_errors_are_clear() {
     assert_eq!(code, 1);
     assert!(err.contains("no cells"), "{err}");
 }
+
+/// Unusable thresholds are usage errors (exit code 2) with a one-line message naming the
+/// value and the fix, found before any file is read; a count above the cap (1001) is
+/// refused before the thresholds are made.
+#[test]
+fn eval_refuses_unusable_thresholds() {
+    let (pred, truth) = (fixture("pred_03_probability.png"), fixture("truth_03.png"));
+    let run = |t: &str| {
+        unet(&[
+            "eval",
+            "--pred",
+            s(&pred),
+            "--truth",
+            s(&truth),
+            "--metrics",
+            "pixel_error",
+            &format!("--thresholds={t}"),
+        ])
+    };
+    for (spec, hint) in [
+        ("0-1:1e-300", "1001"),
+        ("0-1:0.0001", "10001 thresholds"),
+        ("nan", "NaN"),
+        ("0.5,inf", "inf"),
+        ("1.5", "outside [0, 1]"),
+        ("-0.1-1:0.1", "outside [0, 1]"),
+        ("0-1:0", "step"),
+        ("1-0:0.1", "empty"),
+        ("x", "not a number"),
+    ] {
+        let (code, out, err) = run(spec);
+        assert_eq!(code, 2, "{spec}: {err}");
+        assert!(err.contains(hint) && err.contains(spec), "{spec}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{spec}: {err}");
+        assert!(out.is_empty(), "{spec}: {out}");
+    }
+    let (code, out, err) = run("0.3,0.5");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("best thresholds"), "{out}");
+}
+
+/// Prediction and truth names that are not UTF-8 pair on their bytes.
+#[cfg(unix)]
+#[test]
+fn eval_pairs_non_utf8_names_on_their_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (pred, truth) = (dir.path().join("pred"), dir.path().join("truth"));
+    std::fs::create_dir_all(&pred).unwrap();
+    std::fs::create_dir_all(&truth).unwrap();
+    let named = |d: &std::path::Path, b: &[u8]| d.join(OsStr::from_bytes(b));
+    std::fs::copy(fixture("pred_03_identical.png"), named(&pred, b"x\xff.png")).unwrap();
+    std::fs::copy(fixture("truth_03.png"), named(&truth, b"x\xfe.png")).unwrap();
+    let (code, _, err) = unet(&["eval", "--pred", s(&pred), "--truth", s(&truth), "--metrics", "pixel_error"]);
+    assert_eq!(code, 1, "x\\xff must not pair with x\\xfe: {err}");
+    assert!(err.contains("no partner"), "{err}");
+    std::fs::copy(fixture("truth_03.png"), named(&truth, b"x\xff.png")).unwrap();
+    std::fs::remove_file(named(&truth, b"x\xfe.png")).unwrap();
+    let (code, _, err) = unet(&["eval", "--pred", s(&pred), "--truth", s(&truth), "--metrics", "pixel_error"]);
+    assert_eq!(code, 0, "{err}");
+}

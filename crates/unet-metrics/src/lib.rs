@@ -27,8 +27,9 @@ pub use pixel::PixelStats;
 pub use plane::Plane;
 pub use rand_index::RandStats;
 pub use stack::{
-    IsbiOptions, MetricRow, SliceInput, SliceMetrics, StackEvaluation, ThresholdRow, evaluate_slice, evaluate_stack,
-    evaluate_stack_with_progress, isbi_thresholds, metric_names,
+    IsbiOptions, MAX_THRESHOLDS, MetricRow, SliceInput, SliceMetrics, StackEvaluation, ThresholdError, ThresholdRow,
+    check_thresholds, evaluate_slice, evaluate_stack, evaluate_stack_with_progress, isbi_thresholds, metric_names,
+    parse_thresholds, threshold_range,
 };
 pub use variation_of_information::v_info;
 pub use warping::{Defect, DefectCounts, WarpingResult, simple_point_warp, warping_error};

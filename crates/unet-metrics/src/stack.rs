@@ -17,6 +17,7 @@ use crate::watershed::thin_borders;
 /// The thresholds `min, min + step, ...` accumulated in double precision exactly as the
 /// organisers' loops do (`for (th = min; th <= max; th += step)`): 0.0..=1.0 by 0.1 gives 11
 /// values, the last 0.9999999999999999.
+/// Unchecked: at most 100,000 values; see [`threshold_range`] for the checked form.
 pub fn isbi_thresholds(min: f64, max: f64, step: f64) -> Vec<f64> {
     let mut out = Vec::new();
     let mut th = min;
@@ -25,6 +26,97 @@ pub fn isbi_thresholds(min: f64, max: f64, step: f64) -> Vec<f64> {
         th += step;
     }
     out
+}
+
+/// The most thresholds one evaluation takes (0-1 by 0.001, with room for the last value).
+pub const MAX_THRESHOLDS: usize = 1001;
+
+/// A threshold list or range that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ThresholdError {
+    #[error("threshold '{0}' is not a number; give numbers such as 0.3,0.5 or a range such as 0-1:0.1")]
+    NotANumber(String),
+    #[error("threshold {0} is not a finite number; give values from 0 to 1")]
+    NotFinite(f64),
+    #[error("threshold {0} lies outside [0, 1]; thresholds apply to probabilities, give values from 0 to 1")]
+    OutOfRange(f64),
+    #[error("threshold step {0} must be a finite number above 0, such as 0.1")]
+    BadStep(f64),
+    #[error("threshold range {lo}-{hi} is empty; give the low end first, such as 0-1:0.1")]
+    EmptyRange { lo: f64, hi: f64 },
+    #[error("that gives {count} thresholds, more than the {max} allowed; give a larger step or fewer values")]
+    TooMany { count: String, max: usize },
+    #[error("no threshold given; give a list such as 0.3,0.5 or a range such as 0-1:0.1")]
+    Empty,
+}
+
+fn number(text: &str) -> Result<f64, ThresholdError> {
+    text.trim().parse::<f64>().map_err(|_| ThresholdError::NotANumber(text.trim().to_string()))
+}
+
+fn probability(t: f64) -> Result<f64, ThresholdError> {
+    if !t.is_finite() {
+        return Err(ThresholdError::NotFinite(t));
+    }
+    if !(0.0..=1.0).contains(&t) {
+        return Err(ThresholdError::OutOfRange(t));
+    }
+    Ok(t)
+}
+
+/// A count for a message: whole numbers as such, astronomic ones as `1e300`.
+fn count_text(n: f64) -> String {
+    if n < 1e15 { format!("{}", n.floor()) } else { format!("about {n:.0e}") }
+}
+
+/// Checks thresholds: each a finite probability in `[0, 1]`, at least one, at most
+/// [`MAX_THRESHOLDS`].
+pub fn check_thresholds(thresholds: &[f64]) -> Result<(), ThresholdError> {
+    if thresholds.is_empty() {
+        return Err(ThresholdError::Empty);
+    }
+    if thresholds.len() > MAX_THRESHOLDS {
+        return Err(ThresholdError::TooMany { count: thresholds.len().to_string(), max: MAX_THRESHOLDS });
+    }
+    thresholds.iter().try_for_each(|&t| probability(t).map(|_| ()))
+}
+
+/// [`isbi_thresholds`] for a checked range: `lo` and `hi` probabilities with `lo <= hi`,
+/// `step` finite and above 0, and no more than [`MAX_THRESHOLDS`] values (counted before
+/// any is made).
+pub fn threshold_range(lo: f64, hi: f64, step: f64) -> Result<Vec<f64>, ThresholdError> {
+    let (lo, hi) = (probability(lo)?, probability(hi)?);
+    if !(step.is_finite() && step > 0.0) {
+        return Err(ThresholdError::BadStep(step));
+    }
+    if lo > hi {
+        return Err(ThresholdError::EmptyRange { lo, hi });
+    }
+    let approx = (hi - lo) / step + 1.0;
+    if approx > MAX_THRESHOLDS as f64 + 1.0 {
+        return Err(ThresholdError::TooMany { count: count_text(approx), max: MAX_THRESHOLDS });
+    }
+    let out = isbi_thresholds(lo, hi, step);
+    check_thresholds(&out)?;
+    Ok(out)
+}
+
+/// Parses thresholds: a list `0.3,0.5` or a range `LO-HI:STEP` (`0-1:0.1` gives the ISBI
+/// protocol's 11 values), checked as [`check_thresholds`] and [`threshold_range`] do.
+pub fn parse_thresholds(spec: &str) -> Result<Vec<f64>, ThresholdError> {
+    if let Some((range, step)) = spec.split_once(':') {
+        let range = range.trim();
+        // The dash after the first character: a leading minus belongs to LO.
+        let dash = range.char_indices().skip(1).find(|&(_, c)| c == '-').map(|(i, _)| i);
+        let Some(dash) = dash else { return Err(ThresholdError::NotANumber(spec.trim().to_string())) };
+        return threshold_range(number(&range[..dash])?, number(&range[dash + 1..])?, number(step)?);
+    }
+    if spec.trim().is_empty() {
+        return Err(ThresholdError::Empty);
+    }
+    let out = spec.split(',').map(|t| number(t).and_then(probability)).collect::<Result<Vec<f64>, _>>()?;
+    check_thresholds(&out)?;
+    Ok(out)
 }
 
 /// What to compute.
@@ -295,4 +387,44 @@ pub fn evaluate_stack_with_progress(
         }
     }
     StackEvaluation { table, best, best_thresholds, slices: slice_rows }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_parse_as_lists_and_ranges() {
+        assert_eq!(parse_thresholds("0-1:0.1").unwrap(), isbi_thresholds(0.0, 1.0, 0.1));
+        assert_eq!(parse_thresholds(" 0.3, 0.5 ").unwrap(), vec![0.3, 0.5]);
+        assert_eq!(parse_thresholds("0.5-0.5:0.1").unwrap(), vec![0.5]);
+        // 0.001 accumulated in double precision passes 1 after 1000 steps (as the protocol's loop).
+        assert_eq!(parse_thresholds("0-1:0.001").unwrap().len(), 1000);
+    }
+
+    #[test]
+    fn unusable_thresholds_are_typed_errors() {
+        use ThresholdError as E;
+        let e = |s: &str| parse_thresholds(s).unwrap_err();
+        assert!(matches!(e("0-1:1e-300"), E::TooMany { max: MAX_THRESHOLDS, .. }));
+        assert!(e("0-1:1e-300").to_string().contains("1e300"), "{}", e("0-1:1e-300"));
+        assert!(matches!(e("0-1:0.0005"), E::TooMany { .. }));
+        assert!(matches!(e("nan"), E::NotFinite(t) if t.is_nan()));
+        assert!(matches!(e("0.2,inf"), E::NotFinite(_)));
+        assert!(matches!(e("0-nan:0.1"), E::NotFinite(_)));
+        assert!(matches!(e("1.5"), E::OutOfRange(_)));
+        assert!(matches!(e("-0.5-1:0.1"), E::OutOfRange(_)));
+        assert!(matches!(e("0-1:0"), E::BadStep(_)));
+        assert!(matches!(e("0-1:-0.1"), E::BadStep(_)));
+        assert!(matches!(e("0-1:nan"), E::BadStep(_)));
+        assert!(matches!(e("1-0:0.1"), E::EmptyRange { .. }));
+        assert!(matches!(e("abc"), E::NotANumber(_)));
+        assert!(matches!(e("0.5:0.1"), E::NotANumber(_)));
+        assert!(matches!(e(""), E::Empty));
+        let many: Vec<f64> = (0..=MAX_THRESHOLDS).map(|i| i as f64 / (MAX_THRESHOLDS as f64)).collect();
+        assert!(matches!(check_thresholds(&many), Err(E::TooMany { .. })));
+        for err in [e("0-1:1e-300"), e("nan"), e("1.5"), e("0-1:0")] {
+            assert!(!err.to_string().contains('\n') && !err.to_string().contains("--"), "{err}");
+        }
+    }
 }

@@ -17,47 +17,53 @@ fn value(row: &MetricRow, name: &str) -> f64 {
 
 /// Pairs prediction and truth files by stem (or takes two files as a pair). A folder
 /// written by `unet predict` pairs by its `*_prob` files (or `*_mask` files when there are
-/// no probability maps), the suffix dropped.
+/// no probability maps), the suffix dropped. Stems compare as the file system's bytes, so
+/// names that are not UTF-8 pair exactly.
 fn pairs(pred: &Path, truth: &Path) -> anyhow::Result<Vec<(String, PathBuf, PathBuf)>> {
-    let stem_of = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let shown = |key: &[u8]| String::from_utf8_lossy(key).into_owned();
     if pred.is_file() && truth.is_file() {
-        return Ok(vec![(stem_of(pred), pred.to_path_buf(), truth.to_path_buf())]);
+        return Ok(vec![(shown(&unet_io::stem_key(pred)), pred.to_path_buf(), truth.to_path_buf())]);
     }
     if pred.is_file() != truth.is_file() {
         return usage("--pred and --truth must both be files or both be folders");
     }
     let files = unet_io::list_images(pred)?;
-    let mut chosen: Vec<(String, PathBuf)> = files.iter().map(|f| (stem_of(f), f.clone())).collect();
+    let mut chosen: Vec<(Vec<u8>, PathBuf)> = files.iter().map(|f| (unet_io::stem_key(f), f.clone())).collect();
     for suffix in ["_prob", "_mask"] {
-        let with: Vec<(String, PathBuf)> =
-            chosen.iter().filter_map(|(s, f)| s.strip_suffix(suffix).map(|b| (b.to_string(), f.clone()))).collect();
+        let with: Vec<(Vec<u8>, PathBuf)> = chosen
+            .iter()
+            .filter_map(|(s, f)| s.strip_suffix(suffix.as_bytes()).map(|b| (b.to_vec(), f.clone())))
+            .collect();
         if !with.is_empty() {
             chosen = with;
             break;
         }
     }
-    let truths: std::collections::BTreeMap<String, PathBuf> =
-        unet_io::list_images(truth)?.into_iter().map(|f| (stem_of(&f), f)).collect();
+    let truths: BTreeMap<Vec<u8>, PathBuf> =
+        unet_io::list_images(truth)?.into_iter().map(|f| (unet_io::stem_key(&f), f)).collect();
     let mut out = Vec::new();
+    let mut used = std::collections::HashSet::new();
     for (stem, p) in chosen {
         match truths.get(&stem) {
-            Some(t) => out.push((stem, p, t.clone())),
+            Some(t) => {
+                out.push((shown(&stem), p, t.clone()));
+                used.insert(stem);
+            }
             None => bail!(
-                "{}: has no partner named '{stem}.*' in {}; add it or remove the file",
+                "{}: has no partner named '{}.*' in {}; add it or remove the file",
                 p.display(),
+                shown(&stem),
                 truth.display()
             ),
         }
     }
-    if out.len() < truths.len() {
-        let have: std::collections::HashSet<&String> = out.iter().map(|(s, _, _)| s).collect();
-        if let Some((s, t)) = truths.iter().find(|(s, _)| !have.contains(s)) {
-            bail!(
-                "{}: has no prediction named '{s}' in {}; predict it or remove the file",
-                t.display(),
-                pred.display()
-            );
-        }
+    if let Some((s, t)) = truths.iter().find(|(s, _)| !used.contains(*s)) {
+        bail!(
+            "{}: has no prediction named '{}' in {}; predict it or remove the file",
+            t.display(),
+            shown(s),
+            pred.display()
+        );
     }
     Ok(out)
 }
@@ -143,21 +149,15 @@ fn pred_pages(path: &Path, kind: PredKind) -> anyhow::Result<Vec<(Plane, Option<
         .collect()
 }
 
-fn parse_thresholds(list: &str) -> anyhow::Result<Vec<f64>> {
-    if let Some((range, step)) = list.split_once(':').and_then(|(a, b)| Some((a.split_once('-')?, b))) {
-        let (lo, hi, step) =
-            (range.0.trim().parse::<f64>()?, range.1.trim().parse::<f64>()?, step.trim().parse::<f64>()?);
-        if step <= 0.0 || lo > hi {
-            return usage("--thresholds LO-HI:STEP needs LO <= HI and STEP > 0");
-        }
-        return Ok(isbi_thresholds(lo, hi, step));
-    }
-    list.split(',')
-        .map(|t| t.trim().parse::<f64>().map_err(|_| anyhow::anyhow!("--thresholds: '{t}' is not a number")))
-        .collect()
-}
-
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    // Checked before any file is read.
+    let given_thresholds = match &args.thresholds {
+        Some(spec) => match unet_metrics::parse_thresholds(spec) {
+            Ok(t) => Some(t),
+            Err(e) => return usage(format!("--thresholds {spec}: {e}")),
+        },
+        None => None,
+    };
     let metrics: Vec<&str> = match &args.metrics {
         Some(list) => {
             let mut out = Vec::new();
@@ -206,15 +206,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             slices.push(SliceInput { truth: tp, truth_instances: ti, proposal: pp, proposal_instances: pi });
         }
     }
-    let thresholds = match &args.thresholds {
-        Some(list) => parse_thresholds(list)?,
+    let thresholds = match given_thresholds {
+        Some(t) => t,
         // The official protocol: 0.0..1.0 by 0.1 for probability maps, 0.0 for binary ones.
         None if all_binary => vec![0.0],
         None => isbi_thresholds(0.0, 1.0, 0.1),
     };
-    if thresholds.is_empty() {
-        return usage("--thresholds gives no threshold");
-    }
     let opts = IsbiOptions {
         thresholds,
         warping: metrics.iter().any(|m| m.contains("warping") || m.contains("splits")),
