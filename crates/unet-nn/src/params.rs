@@ -11,6 +11,7 @@ use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use crate::block::ConvBlock;
+use crate::config::UNetConfig;
 use crate::model::UNet;
 
 /// One named `f32` tensor in row-major order.
@@ -55,6 +56,73 @@ fn export_block<B: Backend>(p: &str, b: &ConvBlock<B>, out: &mut Vec<NamedTensor
     export_bn(&format!("{p}.bn1"), &b.bn1, out);
     export_conv2d(&format!("{p}.conv2"), &b.conv2, out);
     export_bn(&format!("{p}.bn2"), &b.bn2, out);
+}
+
+impl UNetConfig {
+    /// The name and shape of every tensor a network of this config holds, in the order of
+    /// [`UNet::named_tensors`], computed without building the network: what a model file
+    /// of this config must contain.
+    pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let mut out = Vec::new();
+        let conv = |out: &mut Vec<(String, Vec<usize>)>, p: &str, ci: usize, co: usize, k: usize| {
+            out.push((format!("{p}.weight"), vec![co, ci, k, k]));
+            out.push((format!("{p}.bias"), vec![co]));
+        };
+        let bn = |out: &mut Vec<(String, Vec<usize>)>, p: &str, c: usize| {
+            if self.batch_norm {
+                for s in ["gamma", "beta", "running_mean", "running_var"] {
+                    out.push((format!("{p}.{s}"), vec![c]));
+                }
+            }
+        };
+        let block = |out: &mut Vec<(String, Vec<usize>)>, p: &str, ci: usize, co: usize| {
+            conv(out, &format!("{p}.conv1"), ci, co, 3);
+            bn(out, &format!("{p}.bn1"), co);
+            conv(out, &format!("{p}.conv2"), co, co, 3);
+            bn(out, &format!("{p}.bn2"), co);
+        };
+        let mut c = self.in_channels;
+        for level in 0..=self.depth {
+            let co = self.channels(level);
+            block(&mut out, &format!("down.{level}"), c, co);
+            c = co;
+        }
+        for (i, level) in (0..self.depth).rev().enumerate() {
+            let co = self.channels(level);
+            // Transposed convolution: PyTorch's [in, out, kh, kw].
+            out.push((format!("upconv.{i}.weight"), vec![c, co, 2, 2]));
+            out.push((format!("upconv.{i}.bias"), vec![co]));
+            block(&mut out, &format!("up.{i}"), 2 * co, co);
+            c = co;
+        }
+        conv(&mut out, "head", c, self.classes, 1);
+        out
+    }
+}
+
+/// Checks that `tensors` are exactly the tensors of `config` (names and shapes), without
+/// building anything; the message names the first tensor that differs.
+pub(crate) fn check_tensor_shapes(config: &UNetConfig, tensors: &[NamedTensor]) -> Result<(), String> {
+    let expected = config.tensor_shapes();
+    let have: HashMap<&str, &NamedTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    for (name, shape) in &expected {
+        let t = have.get(name.as_str()).ok_or_else(|| format!("missing tensor '{name}' that the config needs"))?;
+        if &t.shape != shape {
+            return Err(format!("tensor '{name}' has shape {:?}, the config needs {shape:?}", t.shape));
+        }
+        if t.data.len() != shape.iter().product::<usize>() {
+            return Err(format!("tensor '{name}' holds {} values for shape {shape:?}", t.data.len()));
+        }
+    }
+    if tensors.len() != expected.len() {
+        let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+        let extra: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).filter(|n| !known.contains(n)).take(3).collect();
+        if extra.is_empty() {
+            return Err("some tensors appear twice".into());
+        }
+        return Err(format!("tensors not part of this network: {extra:?}"));
+    }
+    Ok(())
 }
 
 /// Looks tensors up by name and checks their shapes while a model is filled in.

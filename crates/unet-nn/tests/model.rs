@@ -155,8 +155,8 @@ fn corrupt_and_foreign_model_files_are_clear_errors() {
     );
     let wrong = dir.path().join("wrong.safetensors");
     std::fs::write(&wrong, unet_nn::to_safetensors_bytes(&tensors, meta).unwrap()).unwrap();
-    let e = ModelFile::load(&wrong).unwrap().model::<B>(&Default::default(), &wrong).unwrap_err();
-    assert!(e.to_string().contains("shape"), "{e}");
+    let e = ModelFile::load(&wrong).unwrap_err();
+    assert!(matches!(e, NnError::Weights { .. }) && e.to_string().contains("shape"), "{e}");
     // A missing file.
     assert!(matches!(ModelFile::load(&dir.path().join("none.safetensors")).unwrap_err(), NnError::Read { .. }));
 }
@@ -185,4 +185,131 @@ fn dropout_only_in_training_and_reproducible() {
     };
     assert_eq!(run(1), run(1));
     assert_ne!(run(1), plain);
+}
+
+/// Writes `good`'s tensors under a changed metadata entry.
+fn with_meta(good: &std::path::Path, out: &std::path::Path, key: &str, value: String) {
+    let (mut meta, tensors) = unet_nn::read_safetensors(good).unwrap();
+    meta.insert(key.into(), value);
+    std::fs::write(out, unet_nn::to_safetensors_bytes(&tensors, meta).unwrap()).unwrap();
+}
+
+/// A config of width 16384, depth 2 over the weights of a width-2 network would build a
+/// 9.7 GB network before the shapes were compared: now loading compares every tensor with
+/// the config first, and building does too.
+#[test]
+fn metadata_that_disagrees_with_the_tensors_is_refused_before_building() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = UNetConfig { width: 2, depth: 2, ..UNetConfig::default() };
+    let model = config.init::<B>(0, &Default::default()).unwrap();
+    let good = dir.path().join("good.safetensors");
+    ModelFile::from_model(&model, &config, Normalization::PerImage).save(&good, false).unwrap();
+    let huge = UNetConfig { width: 16384, depth: 2, ..UNetConfig::default() };
+    let bad = dir.path().join("huge.safetensors");
+    with_meta(&good, &bad, "config", serde_json::to_string(&huge).unwrap());
+    let t0 = std::time::Instant::now();
+    let e = ModelFile::load(&bad).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, NnError::Weights { .. }), "{msg}");
+    assert!(msg.contains("huge.safetensors") && msg.contains("[16384, 1, 3, 3]"), "{msg}");
+    assert!(t0.elapsed().as_secs() < 5, "took {:?}", t0.elapsed());
+    // A model file put together by hand is checked when it is built.
+    let mut file = ModelFile::load(&good).unwrap();
+    file.config = huge;
+    let e = file.model::<B>(&Default::default(), &bad).unwrap_err();
+    assert!(e.to_string().contains("shape"), "{e}");
+    // A tensor too many, or one missing.
+    let (meta, mut tensors) = unet_nn::read_safetensors(&good).unwrap();
+    tensors.push(unet_nn::NamedTensor { name: "extra".into(), shape: vec![1], data: vec![0.0] });
+    let extra = dir.path().join("extra.safetensors");
+    std::fs::write(&extra, unet_nn::to_safetensors_bytes(&tensors, meta.clone()).unwrap()).unwrap();
+    assert!(ModelFile::load(&extra).unwrap_err().to_string().contains("extra"));
+    tensors.pop();
+    tensors.retain(|t| t.name != "head.bias");
+    let missing = dir.path().join("missing.safetensors");
+    std::fs::write(&missing, unet_nn::to_safetensors_bytes(&tensors, meta).unwrap()).unwrap();
+    assert!(ModelFile::load(&missing).unwrap_err().to_string().contains("head.bias"));
+}
+
+/// A header whose length or tensors claim a terabyte is a clear error naming the claim and
+/// the file's size, not an allocation.
+#[test]
+fn headers_claiming_a_terabyte_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // The header length itself.
+    let p = dir.path().join("long.safetensors");
+    let mut bytes = 1_000_000_000_000u64.to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{}      ");
+    std::fs::write(&p, &bytes).unwrap();
+    let msg = ModelFile::load(&p).unwrap_err().to_string();
+    assert!(msg.contains("long.safetensors") && msg.contains("claims 1000000000000 bytes"), "{msg}");
+    assert!(msg.contains("holds 16 bytes"), "{msg}");
+    // A tensor of 500000 x 500000 floats (a terabyte) over 16 bytes of data.
+    let header = br#"{"w":{"dtype":"F32","shape":[500000,500000],"data_offsets":[0,1000000000000]}}"#;
+    let mut header = header.to_vec();
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(&[0; 16]);
+    let p = dir.path().join("tera.safetensors");
+    std::fs::write(&p, &bytes).unwrap();
+    let e = ModelFile::load(&p).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, NnError::Corrupt { .. }), "{msg}");
+    assert!(msg.contains("tera.safetensors") && msg.contains("claim 1000000000000 bytes"), "{msg}");
+    assert!(msg.contains("holds 16 bytes"), "{msg}");
+    // Shapes whose product overflows.
+    let header = br#"{"w":{"dtype":"F32","shape":[4294967296,4294967296,4294967296,4294967296,4294967296],"data_offsets":[0,16]}}"#;
+    let mut header = header.to_vec();
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(&[0; 16]);
+    std::fs::write(&p, &bytes).unwrap();
+    assert!(matches!(ModelFile::load(&p).unwrap_err(), NnError::Corrupt { .. }));
+}
+
+/// The same model gives the same bytes, however its metadata map happens to be ordered.
+#[test]
+fn model_files_are_byte_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = UNetConfig { width: 2, depth: 1, batch_norm: true, ..UNetConfig::default() };
+    let model = config.init::<B>(7, &Default::default()).unwrap();
+    let mut file = ModelFile::from_model(&model, &config, Normalization::Fixed { mean: 0.5, std: 0.25 });
+    for (k, v) in [("steps", "100"), ("seed", "7"), ("data", "isbi")] {
+        file.info.insert(k.into(), v.into());
+    }
+    let bytes: Vec<Vec<u8>> = (0..6)
+        .map(|i| {
+            let p = dir.path().join(format!("m{i}.safetensors"));
+            file.save(&p, false).unwrap();
+            std::fs::read(&p).unwrap()
+        })
+        .collect();
+    assert!(bytes.iter().all(|b| *b == bytes[0]), "saving the same model twice gave different bytes");
+    // Tensors and metadata in any order: the same bytes.
+    let (meta, tensors) = unet_nn::read_safetensors(&dir.path().join("m0.safetensors")).unwrap();
+    let mut reversed = tensors.clone();
+    reversed.reverse();
+    let mut entries: Vec<(String, String)> = meta.into_iter().collect();
+    entries.sort();
+    let forward = unet_nn::to_safetensors_bytes(&tensors, entries.clone()).unwrap();
+    entries.reverse();
+    assert_eq!(unet_nn::to_safetensors_bytes(&reversed, entries).unwrap(), forward);
+    assert_eq!(forward, bytes[0]);
+}
+
+/// The shapes a config declares are the shapes its network holds.
+#[test]
+fn tensor_shapes_match_the_built_network() {
+    for batch_norm in [false, true] {
+        for depth in 0..=3 {
+            let config =
+                UNetConfig { width: 2, depth, in_channels: 3, classes: 4, batch_norm, ..UNetConfig::default() };
+            let model = config.init::<B>(0, &Default::default()).unwrap();
+            let built: Vec<(String, Vec<usize>)> =
+                model.named_tensors().into_iter().map(|t| (t.name, t.shape)).collect();
+            assert_eq!(config.tensor_shapes(), built, "depth {depth}, batch norm {batch_norm}");
+        }
+    }
 }
