@@ -255,6 +255,13 @@ pub struct TrainArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
+    /// Start a new run in a folder that holds files, replacing the run's files.
+    #[arg(long)]
+    pub force: bool,
+    /// Stop after this many minutes of training with a checkpoint (for wall-time limits;
+    /// continue with --resume).
+    #[arg(long, value_name = "MINUTES")]
+    pub time_limit: Option<f64>,
 }
 
 /// Arguments of `unet weights`.

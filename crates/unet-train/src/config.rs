@@ -27,8 +27,11 @@ pub enum LabelMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum NormMode {
-    /// Each image standardised by its own mean and standard deviation.
+    /// Each image by its own 1st and 99.8th percentiles: robust to bit depth, gain and
+    /// outliers.
     #[default]
+    Percentile,
+    /// Each image standardised by its own mean and standard deviation.
     PerImage,
     /// One mean and standard deviation measured over the training images.
     Fixed,
@@ -94,7 +97,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Constant,
             weights: WeightParams::default(),
             augment: AugmentConfig::default(),
-            normalization: NormMode::PerImage,
+            normalization: NormMode::Percentile,
             seed: 0,
             device: "cpu".into(),
             log_every: 10,
@@ -117,6 +120,38 @@ impl TrainConfig {
             batch_norm: self.batch_norm,
             dropout: self.dropout,
         }
+    }
+
+    /// Every setting out of its range, one message per key (`key = value: must be ...`);
+    /// empty when the whole configuration is usable.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.steps == 0 {
+            out.push("steps = 0: must be at least 1".into());
+        }
+        let check = |out: &mut Vec<String>, key: &str, v: f64, ok: bool, what: &str| {
+            if !(v.is_finite() && ok) {
+                out.push(format!("{key} = {v}: must be {what}"));
+            }
+        };
+        check(&mut out, "lr", self.lr, self.lr > 0.0, "above 0");
+        check(&mut out, "momentum", self.momentum, (0.0..1.0).contains(&self.momentum), "at least 0 and below 1");
+        check(&mut out, "weight_decay", self.weight_decay, (0.0..=1.0).contains(&self.weight_decay), "between 0 and 1");
+        check(&mut out, "dropout", self.dropout, (0.0..1.0).contains(&self.dropout), "at least 0 and below 1");
+        check(&mut out, "weights.w0", self.weights.w0, (0.0..=1e3).contains(&self.weights.w0), "between 0 and 1000");
+        check(
+            &mut out,
+            "weights.sigma",
+            self.weights.sigma,
+            self.weights.sigma > 0.0 && self.weights.sigma <= 1e3,
+            "above 0 and at most 1000 px",
+        );
+        check(&mut out, "memory_mb", self.memory_mb, self.memory_mb >= 0.0, "at least 0 (0: automatic)");
+        if let Err(e) = self.net(1).validate() {
+            out.push(e.to_string());
+        }
+        out.extend(self.augment.problems());
+        out
     }
 
     /// Reads a TOML file.

@@ -43,7 +43,7 @@ pub fn parse_csv(text: &str) -> Vec<CurvePoint> {
             let step = f.first()?.parse().ok()?;
             let loss = f.get(1)?.parse().ok()?;
             let v: Vec<f64> = f.iter().skip(4).filter_map(|s| s.parse().ok()).collect();
-            Some(CurvePoint { step, loss, validation: (v.len() == 4).then(|| [v[0], v[1], v[2], v[3]]) })
+            Some(CurvePoint { step, loss, validation: (v.len() >= 4).then(|| [v[0], v[1], v[2], v[3]]) })
         })
         .collect()
 }

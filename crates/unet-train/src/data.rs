@@ -16,7 +16,10 @@ use crate::weights::{ClassCounts, WeightParams, instances, separate_touching, we
 /// touching cells split by one-pixel background lines).
 #[derive(Debug, Clone)]
 pub struct LabelledImage {
+    /// The image's stem, with `[page]` for the pages of a stack.
     pub name: String,
+    /// The image file.
+    pub path: std::path::PathBuf,
     pub image: Image,
     pub cells: Vec<u32>,
 }
@@ -56,7 +59,7 @@ pub fn load_labelled(images: &Path, labels: &Path, mode: LabelMode) -> Result<Ve
         for (k, (image, label)) in imgs.into_iter().zip(labs).enumerate() {
             let cells = label_cells(&label, mode, &pair.label)?;
             let name = if multi { format!("{}[{k}]", pair.stem) } else { pair.stem.clone() };
-            out.push(LabelledImage { name, image, cells });
+            out.push(LabelledImage { name, path: pair.image.clone(), image, cells });
         }
     }
     if !out.iter().any(|l| l.cells.iter().any(|&c| c != 0)) {
@@ -68,26 +71,19 @@ pub fn load_labelled(images: &Path, labels: &Path, mode: LabelMode) -> Result<Ve
     Ok(out)
 }
 
-/// Per-channel mean and standard deviation of values scaled to [0, 1].
-fn stats(img: &Image) -> (Vec<f32>, Vec<f32>) {
-    let scale = img.kind.max_value();
-    (0..img.channels)
-        .map(|c| {
-            let p = img.plane(c);
-            let n = p.len() as f64;
-            let mean = p.iter().map(|&v| (v / scale) as f64).sum::<f64>() / n;
-            let var = p.iter().map(|&v| ((v / scale) as f64 - mean).powi(2)).sum::<f64>() / n;
-            (mean as f32, var.sqrt().max(1e-6) as f32)
-        })
-        .unzip()
-}
+/// Network inputs beyond this magnitude mean that a few extreme samples dwarf the image's
+/// intensity range (hot pixels, a saturated border, a wrong value range): training on them
+/// would diverge, so such an image is refused up front.
+pub const INPUT_LIMIT: f32 = 1000.0;
 
-/// Weight maps, class balance and normalisation for a labelled set.
+/// Weight maps, class balance and normalisation for a labelled set. Each image is stored in
+/// its own intensity unit ([`unet_nn::intensity_unit`]) with the map from that unit to the
+/// network input, which is the model's [`Normalization`] of the original samples.
 pub fn prepare(
     set: &[LabelledImage],
     params: &WeightParams,
     norm: NormMode,
-) -> (Vec<TrainImage>, Normalization, Vec<f32>) {
+) -> Result<(Vec<TrainImage>, Normalization, Vec<f32>)> {
     let mut counts = ClassCounts::default();
     for l in set {
         counts.add(&l.cells.iter().map(|&c| u32::from(c != 0)).collect::<Vec<_>>());
@@ -95,6 +91,7 @@ pub fn prepare(
     let mut class_weight = counts.balance();
     class_weight.resize(2, 1.0);
     let normalization = match norm {
+        NormMode::Percentile => Normalization::default(),
         NormMode::PerImage => Normalization::PerImage,
         NormMode::Fixed => {
             let (mut sum, mut sum2, mut n) = (0.0f64, 0.0f64, 0.0f64);
@@ -110,26 +107,43 @@ pub fn prepare(
             Normalization::Fixed { mean: mean as f32, std: (sum2 / n - mean * mean).max(1e-12).sqrt() as f32 }
         }
     };
-    let images = set
-        .iter()
-        .map(|l| {
-            let (w, h) = l.image.size();
-            let scale = l.image.kind.max_value();
-            let (mean, std) = match normalization {
-                Normalization::PerImage => stats(&l.image),
-                Normalization::Fixed { mean, std } => (vec![mean; l.image.channels], vec![std; l.image.channels]),
-            };
-            TrainImage {
-                width: w,
-                height: h,
-                channels: l.image.channels,
-                data: l.image.data.iter().map(|&v| v / scale).collect(),
-                mean,
-                std,
-                classes: l.cells.iter().map(|&c| u32::from(c != 0)).collect(),
-                weights: weight_map(&l.cells, w, h, &class_weight, params),
+    let mut images = Vec::with_capacity(set.len());
+    for l in set {
+        let (w, h) = l.image.size();
+        let mut data = Vec::with_capacity(l.image.data.len());
+        let (mut gain, mut bias) = (Vec::new(), Vec::new());
+        for c in 0..l.image.channels {
+            let plane = l.image.plane(c);
+            let unit = unet_nn::intensity_unit(plane);
+            let input = normalization.affine(plane, l.image.kind.max_value());
+            // x = offset + u / scale (u = 0 on a constant channel), so the input is
+            // (offset - input.offset) * input.scale + u * input.scale / scale.
+            let g = if unit.scale > 0.0 { input.scale / unit.scale } else { 0.0 };
+            let b = input.map(unit.offset);
+            let extreme = plane.iter().map(|&x| (unit.map(x) * g + b).abs()).fold(0f32, |m, v| m.max(v));
+            if extreme.is_nan() || extreme > INPUT_LIMIT {
+                return Err(TrainError::Data(format!(
+                    "{} ('{}'): normalised, its values reach {extreme:.3e} (limit {INPUT_LIMIT}): a few extreme \
+                     samples (hot pixels, a saturated border, a wrong value range) dwarf the image's intensity \
+                     range; clip them, or leave this image out",
+                    l.path.display(),
+                    l.name
+                )));
             }
-        })
-        .collect();
-    (images, normalization, class_weight)
+            data.extend(plane.iter().map(|&x| unit.map(x)));
+            gain.push(g);
+            bias.push(b);
+        }
+        images.push(TrainImage {
+            width: w,
+            height: h,
+            channels: l.image.channels,
+            data,
+            gain,
+            bias,
+            classes: l.cells.iter().map(|&c| u32::from(c != 0)).collect(),
+            weights: weight_map(&l.cells, w, h, &class_weight, params),
+        });
+    }
+    Ok((images, normalization, class_weight))
 }

@@ -16,10 +16,19 @@ pub enum TrainError {
     Infer(#[from] unet_infer::InferError),
     #[error("{0}")]
     Data(String),
-    #[error(
-        "the loss became {value} at step {step}; the last good checkpoint is kept in {run}; lower the learning rate (--lr) and resume"
-    )]
-    NotFinite { step: u64, value: f32, run: PathBuf },
+    /// Settings out of range, one message per key.
+    #[error("invalid settings: {}", .0.join("; "))]
+    Config(Vec<String>),
+    /// The loss became NaN or infinite: the weights diverged (the inputs are checked
+    /// when the images are read, so the learning rate is the cause).
+    #[error("the loss became {value} at step {step} at learning rate {lr:e}: the weights diverged; {}", match checkpoint {
+        Some(s) => format!("the last good checkpoint (step {s}) is kept in {}: lower the learning rate and resume from it", run.display()),
+        None => format!("no checkpoint had been written to {} yet: lower the learning rate and start again", run.display()),
+    })]
+    NotFinite { step: u64, value: f32, lr: f64, run: PathBuf, checkpoint: Option<u64> },
+    /// A new run in a folder that holds files.
+    #[error("{path}: {what}; resume the run in it, choose another folder, or force a new run to replace its files")]
+    RunFolder { path: PathBuf, what: &'static str },
     #[error("{path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
     #[error("{path}: cannot write: {message}")]

@@ -16,4 +16,4 @@ pub mod weights;
 
 pub use config::{LabelMode, NormMode, TrainConfig};
 pub use error::{Result, TrainError};
-pub use trainer::{Progress, Summary, Validation, train};
+pub use trainer::{Progress, RunOptions, StopReason, Summary, Validation, train};

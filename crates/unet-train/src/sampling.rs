@@ -5,7 +5,9 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::augment::{AugmentConfig, GrayChange, Transform, sample_bicubic, sample_bilinear, sample_nearest};
+use crate::augment::{
+    AugmentConfig, GrayChange, TileCenters, Transform, sample_bicubic, sample_bilinear, sample_nearest,
+};
 
 /// Mirror index without edge repeat (as inference pads).
 pub fn mirror(i: isize, n: usize) -> usize {
@@ -20,18 +22,20 @@ pub fn step_rng(seed: u64, step: u64, purpose: u64) -> ChaCha8Rng {
     rng
 }
 
-/// One prepared training image: intensities scaled to [0, 1] per channel, the statistics
-/// that standardise them, per-pixel classes and the weight map.
+/// One prepared training image: intensities in the image's own unit (per channel, its 1st
+/// and 99.8th percentiles at 0 and 1: [`crate::data::intensity_unit`]), the map from that
+/// unit to network input, per-pixel classes and the weight map.
 #[derive(Debug, Clone)]
 pub struct TrainImage {
     pub width: usize,
     pub height: usize,
     pub channels: usize,
-    /// Planar, scaled to [0, 1] by the sample type's maximum.
+    /// Planar, in intensity units (0 everywhere for a constant channel).
     pub data: Vec<f32>,
-    /// Per-channel mean and standard deviation used to standardise (in the [0, 1] domain).
-    pub mean: Vec<f32>,
-    pub std: Vec<f32>,
+    /// Per channel, network input = `data * gain + bias`: the model's normalisation of the
+    /// original samples, rewritten for intensity units.
+    pub gain: Vec<f32>,
+    pub bias: Vec<f32>,
     /// Class index per pixel (0 = background).
     pub classes: Vec<u32>,
     pub weights: Vec<f32>,
@@ -45,11 +49,22 @@ pub struct Sample {
     pub weights: Vec<f32>,
 }
 
-/// Draws the sample of one step: a random image, a random tile centre anywhere in it,
-/// rotation/flip/elastic deformation and gray-value change as configured.
+/// A tile centre coordinate along an axis of `n` pixels for an output of `out` pixels.
+fn center_along<R: Rng>(n: usize, out: usize, centers: TileCenters, rng: &mut R) -> f64 {
+    let half = (out as f64 - 1.0) / 2.0;
+    match centers {
+        TileCenters::Anywhere => rng.random_range(0.0..n as f64),
+        TileCenters::Inside if n > out => rng.random_range(half..=n as f64 - 1.0 - half),
+        TileCenters::Inside => (n as f64 - 1.0) / 2.0,
+    }
+}
+
+/// Draws the sample of one step: a random image, a random tile centre (see
+/// [`TileCenters`]), rotation/flip/elastic deformation and gray-value change as configured.
 pub fn draw_sample(set: &[TrainImage], tile: usize, out: usize, aug: &AugmentConfig, rng: &mut ChaCha8Rng) -> Sample {
     let img = &set[rng.random_range(0..set.len())];
-    let center = (rng.random_range(0.0..img.width as f64), rng.random_range(0.0..img.height as f64));
+    let cx = center_along(img.width, out, aug.tile_centers, rng);
+    let center = (cx, center_along(img.height, out, aug.tile_centers, rng));
     let transform = Transform::random(center, aug, rng);
     let gray = GrayChange::random(aug, rng);
     extract(img, tile, out, &transform, &gray, rng)
@@ -74,8 +89,8 @@ pub fn extract(
         let plane = &img.data[c * n..(c + 1) * n];
         let mut v: Vec<f32> = coords.iter().map(|&(x, y)| sample_bicubic(plane, w, h, x, y)).collect();
         gray.apply(&mut v, rng);
-        let (m, s) = (img.mean[c], img.std[c]);
-        v.iter_mut().for_each(|x| *x = (*x - m) / s);
+        let (g, b) = (img.gain[c], img.bias[c]);
+        v.iter_mut().for_each(|x| *x = *x * g + b);
         input.extend(v);
     }
     let off = (tile - out) / 2;

@@ -11,9 +11,9 @@ use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{ElementConversion, Tensor, TensorData};
 use unet_infer::{Predictor, PredictorOptions};
-use unet_metrics::{IsbiOptions, Plane, SliceInput, evaluate_slice};
+use unet_metrics::{IsbiOptions, Plane, SliceInput, evaluate_stack};
 use unet_nn::{Geometry, ModelFile, Normalization, UNet, UNetConfig, UnetBackend};
 
 use crate::checkpoint;
@@ -24,13 +24,16 @@ use crate::loss::weighted_cross_entropy;
 use crate::optim::Optimizer;
 use crate::sampling::{Sample, TrainImage, draw_sample, step_rng};
 
-/// Validation scores at one step.
+/// Validation scores at one step: each the best over the thresholds 0, 0.1, ..., 1 (one
+/// threshold for the whole validation stack), as `unet eval` and the ISBI challenge score.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Validation {
     pub pixel_error: f64,
     pub iou: f64,
     pub rand_error: f64,
     pub v_rand: f64,
+    /// The threshold at which `v_rand` is reached (the one `best` is chosen by).
+    pub v_rand_threshold: f64,
 }
 
 /// What the loop reports after each step.
@@ -43,9 +46,12 @@ pub struct Progress {
     pub validation: Option<Validation>,
 }
 
-/// The outcome of a run.
+/// The outcome of a run (of this call, when it resumed one).
 #[derive(Debug, Clone)]
 pub struct Summary {
+    /// The step this call started at (0, or the checkpoint's step on resume).
+    pub start_step: u64,
+    /// The step reached: the configured number, or fewer when stopped early.
     pub steps: u64,
     pub first_loss: f32,
     pub final_loss: f32,
@@ -53,6 +59,8 @@ pub struct Summary {
     pub tile: usize,
     pub last_validation: Option<Validation>,
     pub best_model: Option<PathBuf>,
+    /// Why the run ended before its last step, if it did.
+    pub stopped: Option<StopReason>,
 }
 
 /// Files of a run folder.
@@ -81,7 +89,8 @@ impl RunFiles {
     }
 }
 
-const CSV_HEADER: &str = "step,loss,lr,steps_per_s,val_pixel_error,val_iou,val_rand_error,val_v_rand";
+const CSV_HEADER: &str =
+    "step,loss,lr,steps_per_s,val_pixel_error,val_iou,val_rand_error,val_v_rand,val_v_rand_threshold";
 
 /// The tile for training: as configured, or the largest valid tile up to 572 whose output
 /// does not exceed what the images need and whose training memory fits the budget.
@@ -122,7 +131,8 @@ fn to_tensors<B: Backend>(
     (x, y, w)
 }
 
-/// Scores a model on validation images (overlap-tile prediction, threshold 0.5).
+/// Scores a model on validation images: overlap-tile prediction, then the ISBI protocol
+/// over the thresholds 0, 0.1, ..., 1 (without the warping errors).
 pub fn validate<B: UnetBackend>(
     model: UNet<B>,
     net: &UNetConfig,
@@ -137,33 +147,34 @@ pub fn validate<B: UnetBackend>(
         memory_mb: None,
     };
     let predictor = Predictor::new(model, net.clone(), normalization, device.clone(), &opts)?;
-    let iopts = IsbiOptions { thresholds: vec![0.5], warping: false, warping_radius: None };
-    let (mut pe, mut iou, mut re, mut vr) = (0.0, 0.0, 0.0, 0.0);
+    let mut slices = Vec::with_capacity(val.len());
     for l in val {
         let probs = predictor.predict(&l.image, &|_, _| {})?;
         let (w, h) = l.image.size();
-        let truth = Plane::new(w, h, l.cells.iter().map(|&c| if c != 0 { 1.0 } else { 0.0 }).collect());
-        let input = SliceInput {
-            truth,
+        slices.push(SliceInput {
+            truth: Plane::new(w, h, l.cells.iter().map(|&c| if c != 0 { 1.0 } else { 0.0 }).collect()),
             truth_instances: None,
             proposal: Plane::new(w, h, probs.foreground()),
             proposal_instances: None,
-        };
-        let m = evaluate_slice(&input, 0.5, &iopts);
-        pe += m.pixel.error();
-        let d = (m.pixel.tp + m.pixel.fp + m.pixel.fn_) as f64;
-        iou += if d == 0.0 { 1.0 } else { m.pixel.tp as f64 / d };
-        re += 1.0 - m.rand.fscore();
-        vr += m.v_rand_thinned;
+        });
     }
-    let k = val.len().max(1) as f64;
-    Ok(Validation { pixel_error: pe / k, iou: iou / k, rand_error: re / k, v_rand: vr / k })
+    let iopts = IsbiOptions { warping: false, ..IsbiOptions::default() };
+    let e = evaluate_stack(&slices, &iopts);
+    Ok(Validation {
+        pixel_error: e.best.pixel_error,
+        iou: e.best.iou,
+        rand_error: e.best.rand_error,
+        v_rand: e.best.v_rand,
+        v_rand_threshold: e.best_thresholds.get("v_rand").copied().unwrap_or(0.5),
+    })
 }
 
 fn csv_line(step: u64, loss: f32, lr: f64, sps: f64, v: Option<Validation>) -> String {
     let v = v
-        .map(|v| format!("{:.6},{:.6},{:.6},{:.6}", v.pixel_error, v.iou, v.rand_error, v.v_rand))
-        .unwrap_or_else(|| ",,,".into());
+        .map(|v| {
+            format!("{:.6},{:.6},{:.6},{:.6},{:.2}", v.pixel_error, v.iou, v.rand_error, v.v_rand, v.v_rand_threshold)
+        })
+        .unwrap_or_else(|| ",,,,".into());
     format!("{step},{loss:.6},{lr:.6e},{sps:.4},{v}")
 }
 
@@ -182,23 +193,55 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
         .map_err(|e| TrainError::Write { path: path.to_path_buf(), message: e.to_string() })
 }
 
-/// Trains as configured into `run` (created; an existing run is refused unless `resume`).
+/// Why a run ended before its last step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The caller's stop flag was raised (Ctrl-C, SIGTERM, a GUI's stop button).
+    Requested,
+    /// The time limit of [`RunOptions::time_limit`] was reached.
+    TimeLimit,
+}
+
+/// How a run uses its folder and when it stops early.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Continue the run in the folder from its checkpoint.
+    pub resume: bool,
+    /// Start a new run in a folder that holds files (the run's files are replaced).
+    pub force: bool,
+    /// Checked after every step: when raised, the run finishes the step, writes a
+    /// checkpoint and returns with [`StopReason::Requested`].
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Training time after which the run stops as `stop` would ([`StopReason::TimeLimit`]).
+    pub time_limit: Option<std::time::Duration>,
+}
+
+/// Trains as configured into the folder `run` (see [`RunOptions`] for an existing one).
 pub fn train<B: UnetBackend>(
     cfg: &TrainConfig,
     run: &Path,
-    resume: bool,
+    opts: &RunOptions,
     device: B::Device,
     report: &mut dyn FnMut(&Progress),
 ) -> Result<Summary> {
     type AD<B> = Autodiff<B>;
     let files = RunFiles { dir: run.to_path_buf() };
+    let problems = cfg.problems();
+    if !problems.is_empty() {
+        return Err(TrainError::Config(problems));
+    }
+    let resume = opts.resume;
+    if !resume && !opts.force && std::fs::read_dir(run).is_ok_and(|mut d| d.next().is_some()) {
+        let what = if files.checkpoint().exists() { "holds a run already" } else { "is not empty" };
+        return Err(TrainError::RunFolder { path: run.to_path_buf(), what });
+    }
     let set = load_labelled(&cfg.images, &cfg.labels, cfg.label_mode)?;
     let val = match (&cfg.val_images, &cfg.val_labels) {
         (Some(i), Some(l)) => load_labelled(i, l, cfg.label_mode)?,
         (None, None) => Vec::new(),
         _ => return Err(TrainError::Data("give both validation images and labels, or neither".into())),
     };
-    let (images, normalization, class_weight) = prepare(&set, &cfg.weights, cfg.normalization);
+    let (images, normalization, class_weight) = prepare(&set, &cfg.weights, cfg.normalization)?;
     tracing::info!(
         "{} training image(s), class weights {:?}, {} validation image(s)",
         images.len(),
@@ -213,7 +256,6 @@ pub fn train<B: UnetBackend>(
     let out = Geometry::of(&net).output(tile)?;
     tracing::info!("tile {tile} -> {out}, {} parameters", net.parameter_count());
 
-    std::fs::create_dir_all(run).map_err(|e| TrainError::Write { path: run.to_path_buf(), message: e.to_string() })?;
     let mut opt = Optimizer::<AD<B>>::new(cfg.optimizer, cfg.momentum, cfg.weight_decay);
     let mut model: UNet<AD<B>> = net.init(cfg.seed, &device)?;
     let (mut start, mut best) = (0u64, None::<f64>);
@@ -225,13 +267,25 @@ pub fn train<B: UnetBackend>(
             .map_err(|m| TrainError::Checkpoint { path: files.checkpoint(), message: m })?;
         start = r.step;
         best = r.best;
+        if start >= cfg.steps {
+            return Err(TrainError::Data(format!(
+                "{}: the run is at step {start} already, and it is set to {} steps; raise the number of steps to \
+                 train on",
+                run.display(),
+                cfg.steps
+            )));
+        }
         csv_rows = truncate_csv(&files.metrics(), start);
         tracing::info!("resuming at step {start}");
-    } else if files.checkpoint().exists() {
-        return Err(TrainError::Data(format!(
-            "{}: holds a run already; pass --resume to continue it or choose another folder",
-            run.display()
-        )));
+    }
+    std::fs::create_dir_all(run).map_err(|e| TrainError::Write { path: run.to_path_buf(), message: e.to_string() })?;
+    if !resume {
+        // A forced new run: no file of an earlier run may pass for this one's.
+        for f in [files.checkpoint(), files.best(), files.last(), files.curves()] {
+            if f.exists() {
+                std::fs::remove_file(&f).map_err(|e| TrainError::Write { path: f.clone(), message: e.to_string() })?;
+            }
+        }
     }
     let config_toml = cfg.to_toml();
     write_text(&files.config(), &config_toml)?;
@@ -276,30 +330,54 @@ pub fn train<B: UnetBackend>(
     let (mut first_loss, mut last_loss) = (f32::NAN, f32::NAN);
     let (mut window_loss, mut window_n, mut window_t) = (0.0f64, 0u64, Instant::now());
     let mut last_validation = None;
+    let (mut saved, mut stopped, mut end) = (resume.then_some(start), None, start);
     for step in start..cfg.steps {
-        let sample = rx.recv().map_err(|_| TrainError::Data("the data worker stopped".into()))?;
+        let sample = match rx.recv() {
+            Ok(s) => s,
+            Err(_) => {
+                // The worker ended early: it panicked; report its message.
+                let cause = match worker.join() {
+                    Err(p) => p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown cause".into()),
+                    Ok(()) => "it ended early".into(),
+                };
+                return Err(TrainError::Data(format!("the data worker stopped at step {step}: {cause}")));
+            }
+        };
         let (x, y, w) = to_tensors::<AD<B>>(&sample, in_channels, tile, out, net.classes, &device);
         let mut drop_rng = step_rng(cfg.seed, step, 1);
         let logits = model.forward_train(x, &mut drop_rng);
         let loss = weighted_cross_entropy(logits, y, w);
-        let value = loss.clone().into_scalar().to_string().parse::<f32>().unwrap_or(f32::NAN);
+        let value: f32 = loss.clone().into_scalar().elem();
+        let lr = cfg.schedule.lr(cfg.lr, step, cfg.steps);
         if !value.is_finite() {
             drop(rx);
             let _ = worker.join();
-            return Err(TrainError::NotFinite { step, value, run: run.to_path_buf() });
+            return Err(TrainError::NotFinite { step, value, lr, run: run.to_path_buf(), checkpoint: saved });
         }
         if first_loss.is_nan() {
             first_loss = value;
         }
         last_loss = value;
-        let lr = cfg.schedule.lr(cfg.lr, step, cfg.steps);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = opt.step(lr, model, grads);
         let done = step + 1;
+        end = done;
         window_loss += value as f64;
         window_n += 1;
+        stopped = if opts.stop.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed)) {
+            Some(StopReason::Requested)
+        } else if opts.time_limit.is_some_and(|l| t0.elapsed() >= l) {
+            Some(StopReason::TimeLimit)
+        } else {
+            None
+        };
+        let last = done == cfg.steps || stopped.is_some();
         let mut validation = None;
-        if !val.is_empty() && (done % cfg.validate_every.max(1) == 0 || done == cfg.steps) {
+        if !val.is_empty() && (done % cfg.validate_every.max(1) == 0 || last) {
             let v = validate::<B>(model.valid(), &net, normalization, tile, &val, &device)?;
             if best.is_none_or(|b| v.v_rand > b) {
                 best = Some(v.v_rand);
@@ -308,31 +386,37 @@ pub fn train<B: UnetBackend>(
             validation = Some(v);
             last_validation = Some(v);
         }
-        if done % cfg.log_every.max(1) == 0 || validation.is_some() || done == cfg.steps {
+        if done % cfg.log_every.max(1) == 0 || validation.is_some() || last {
             let sps = window_n as f64 / window_t.elapsed().as_secs_f64().max(1e-9);
             let line = csv_line(done, (window_loss / window_n.max(1) as f64) as f32, lr, sps, validation);
             writeln!(csv, "{line}").map_err(|e| TrainError::Write { path: files.metrics(), message: e.to_string() })?;
             (window_loss, window_n, window_t) = (0.0, 0, Instant::now());
-            if validation.is_some() || done == cfg.steps {
+            if validation.is_some() || last {
                 crate::curves::write_curves(&files.metrics(), &files.curves())
                     .map_err(|message| TrainError::Write { path: files.curves(), message })?;
             }
         }
-        if done % cfg.checkpoint_every.max(1) == 0 || done == cfg.steps {
+        if done % cfg.checkpoint_every.max(1) == 0 || last {
             checkpoint::save(&files.checkpoint(), &model, &opt, done, best, &config_toml)?;
             save_model(&model, &files.last(), done)?;
+            saved = Some(done);
         }
         report(&Progress { step: done, steps: cfg.steps, loss: value, lr, validation });
+        if stopped.is_some() {
+            break;
+        }
     }
     drop(rx);
     let _ = worker.join();
     Ok(Summary {
-        steps: cfg.steps,
+        start_step: start,
+        steps: end,
         first_loss,
         final_loss: last_loss,
         seconds: t0.elapsed().as_secs_f64(),
         tile,
         last_validation,
         best_model: files.best().exists().then(|| files.best()),
+        stopped,
     })
 }

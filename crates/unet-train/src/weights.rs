@@ -73,12 +73,12 @@ pub fn separate_touching(inst: &[u32], w: usize, h: usize) -> Vec<u32> {
 /// The border term `w0 * exp(-(d1 + d2)^2 / (2 sigma^2))` for every pixel (0 on cells and
 /// where fewer than two cells are within reach).
 pub fn border_term(inst: &[u32], w: usize, h: usize, p: &WeightParams) -> Vec<f32> {
-    let max_id = inst.iter().copied().max().unwrap_or(0) as usize;
-    // Bounding boxes of the cells.
-    let mut boxes = vec![(usize::MAX, usize::MAX, 0usize, 0usize); max_id + 1];
+    // Bounding boxes of the cells, keyed by id: memory follows the number of cells, not
+    // the largest id (ids up to 2^32 - 1 are valid).
+    let mut boxes: std::collections::BTreeMap<u32, (usize, usize, usize, usize)> = Default::default();
     for (i, &l) in inst.iter().enumerate() {
         if l != 0 {
-            let b = &mut boxes[l as usize];
+            let b = boxes.entry(l).or_insert((usize::MAX, usize::MAX, 0, 0));
             let (x, y) = (i % w, i / w);
             *b = (b.0.min(x), b.1.min(y), b.2.max(x), b.3.max(y));
         }
@@ -86,14 +86,11 @@ pub fn border_term(inst: &[u32], w: usize, h: usize, p: &WeightParams) -> Vec<f3
     let reach = p.reach().ceil() as usize + 1;
     let mut d1 = vec![f64::INFINITY; w * h];
     let mut d2 = vec![f64::INFINITY; w * h];
-    for (l, &(x0, y0, x1, y1)) in boxes.iter().enumerate().skip(1) {
-        if x0 == usize::MAX {
-            continue;
-        }
+    for (&l, &(x0, y0, x1, y1)) in &boxes {
         let (wx0, wy0) = (x0.saturating_sub(reach), y0.saturating_sub(reach));
         let (wx1, wy1) = ((x1 + reach).min(w - 1), (y1 + reach).min(h - 1));
         let (ww, wh) = (wx1 - wx0 + 1, wy1 - wy0 + 1);
-        let sites: Vec<bool> = (0..ww * wh).map(|i| inst[(wy0 + i / ww) * w + wx0 + i % ww] == l as u32).collect();
+        let sites: Vec<bool> = (0..ww * wh).map(|i| inst[(wy0 + i / ww) * w + wx0 + i % ww] == l).collect();
         let dist = euclidean_distance(&sites, ww, wh);
         for (i, &d) in dist.iter().enumerate() {
             let g = (wy0 + i / ww) * w + wx0 + i % ww;
@@ -194,6 +191,23 @@ mod tests {
         assert!((wm[2 * w + 78] - wc[0]).abs() < 1e-3);
         // On a cell: its class weight.
         assert_eq!(wm[25 * w + 20], wc[1]);
+    }
+
+    #[test]
+    fn huge_ids_cost_memory_by_cell_count_not_by_id() {
+        // Two touching-distance cells with the largest ids a 32-bit label can hold: a
+        // table indexed by id would need 2^32 entries (tens of GB).
+        let mut inst = discs(60, 30, &[(15.0, 15.0), (40.0, 15.0)], 8.0);
+        for v in &mut inst {
+            *v = match *v {
+                1 => u32::MAX,
+                2 => u32::MAX - 7,
+                _ => 0,
+            };
+        }
+        let b = border_term(&inst, 60, 30, &WeightParams::default());
+        // The gap between them (x = 24..31 on row 15) gets the border term.
+        assert!(b[15 * 60 + 27] > 1.0, "{}", b[15 * 60 + 27]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use unet_io::{BitDepth, Image, Label, SampleKind};
 use unet_nn::{CpuBackend, ModelFile};
 use unet_train::augment::AugmentConfig;
-use unet_train::{TrainConfig, TrainError, train};
+use unet_train::{RunOptions, TrainConfig, TrainError, train};
 
 /// Writes `n` images of bright discs on a dark noisy background with binary labels.
 fn synth(dir: &Path, n: usize, size: usize) {
@@ -66,8 +66,10 @@ fn loss_falls_on_synthetic_cells() {
     cfg.val_labels = Some(dir.path().join("labels"));
     cfg.validate_every = 30;
     let mut losses = Vec::new();
-    let s = train::<CpuBackend>(&cfg, &dir.path().join("run"), false, Default::default(), &mut |p| losses.push(p.loss))
-        .unwrap();
+    let s = train::<CpuBackend>(&cfg, &dir.path().join("run"), &RunOptions::default(), Default::default(), &mut |p| {
+        losses.push(p.loss)
+    })
+    .unwrap();
     assert_eq!(losses.len(), 60);
     let first: f32 = losses[..10].iter().sum::<f32>() / 10.0;
     let last: f32 = losses[50..].iter().sum::<f32>() / 10.0;
@@ -93,17 +95,25 @@ fn same_seed_same_weights_and_resume_is_exact() {
     synth(dir.path(), 2, 40);
     let cfg = config(dir.path(), 10);
     let noop = &mut |_: &unet_train::Progress| {};
-    train::<CpuBackend>(&cfg, &dir.path().join("a"), false, Default::default(), noop).unwrap();
-    train::<CpuBackend>(&cfg, &dir.path().join("b"), false, Default::default(), noop).unwrap();
+    train::<CpuBackend>(&cfg, &dir.path().join("a"), &RunOptions::default(), Default::default(), noop).unwrap();
+    train::<CpuBackend>(&cfg, &dir.path().join("b"), &RunOptions::default(), Default::default(), noop).unwrap();
     let a = weights(&dir.path().join("a/last.safetensors"));
     assert!(a == weights(&dir.path().join("b/last.safetensors")), "same seed, same weights");
     // 5 steps, then resume to 10.
     let half = TrainConfig { steps: 5, ..cfg.clone() };
-    train::<CpuBackend>(&half, &dir.path().join("c"), false, Default::default(), noop).unwrap();
+    train::<CpuBackend>(&half, &dir.path().join("c"), &RunOptions::default(), Default::default(), noop).unwrap();
     // Without --resume an existing run is refused.
-    let e = train::<CpuBackend>(&cfg, &dir.path().join("c"), false, Default::default(), noop).unwrap_err();
-    assert!(e.to_string().contains("--resume"), "{e}");
-    train::<CpuBackend>(&cfg, &dir.path().join("c"), true, Default::default(), noop).unwrap();
+    let e =
+        train::<CpuBackend>(&cfg, &dir.path().join("c"), &RunOptions::default(), Default::default(), noop).unwrap_err();
+    assert!(matches!(e, TrainError::RunFolder { .. }), "{e}");
+    train::<CpuBackend>(
+        &cfg,
+        &dir.path().join("c"),
+        &RunOptions { resume: true, ..Default::default() },
+        Default::default(),
+        noop,
+    )
+    .unwrap();
     assert!(a == weights(&dir.path().join("c/last.safetensors")), "5 + resume 5 differs from 10");
     let csv = std::fs::read_to_string(dir.path().join("c/metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 11);
@@ -116,8 +126,14 @@ fn bad_input_is_a_clear_error() {
     // Empty folders.
     std::fs::create_dir_all(dir.path().join("images")).unwrap();
     std::fs::create_dir_all(dir.path().join("labels")).unwrap();
-    let e = train::<CpuBackend>(&config(dir.path(), 2), &dir.path().join("r0"), false, Default::default(), noop)
-        .unwrap_err();
+    let e = train::<CpuBackend>(
+        &config(dir.path(), 2),
+        &dir.path().join("r0"),
+        &RunOptions::default(),
+        Default::default(),
+        noop,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("no .png"), "{e}");
     // No foreground in any label.
     unet_io::write_image(
@@ -133,23 +149,135 @@ fn bad_input_is_a_clear_error() {
         true,
     )
     .unwrap();
-    let e = train::<CpuBackend>(&config(dir.path(), 2), &dir.path().join("r1"), false, Default::default(), noop)
-        .unwrap_err();
+    let e = train::<CpuBackend>(
+        &config(dir.path(), 2),
+        &dir.path().join("r1"),
+        &RunOptions::default(),
+        Default::default(),
+        noop,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("no label has any foreground"), "{e}");
     // Images smaller than the output tile train (mirror-extended).
     synth(dir.path(), 1, 48);
     let mut small = config(dir.path(), 3);
     small.tile = 124; // output 84 > 48
-    train::<CpuBackend>(&small, &dir.path().join("r2"), false, Default::default(), noop).unwrap();
+    train::<CpuBackend>(&small, &dir.path().join("r2"), &RunOptions::default(), Default::default(), noop).unwrap();
     // A diverging run stops with a clear message and keeps the last good checkpoint.
     let mut wild = config(dir.path(), 40);
-    wild.lr = f64::INFINITY;
+    wild.lr = 1e300; // overflows f32: the weights become infinite
     wild.checkpoint_every = 1;
-    match train::<CpuBackend>(&wild, &dir.path().join("r3"), false, Default::default(), noop) {
-        Err(TrainError::NotFinite { step, .. }) => {
-            assert!(step > 0);
+    match train::<CpuBackend>(&wild, &dir.path().join("r3"), &RunOptions::default(), Default::default(), noop) {
+        Err(e @ TrainError::NotFinite { step, checkpoint: Some(saved), .. }) => {
+            assert!(step > 0 && saved == step, "stopped at {step}, checkpoint {saved}");
             assert!(dir.path().join("r3/checkpoint.safetensors").exists());
+            assert!(e.to_string().contains(&format!("last good checkpoint (step {saved})")), "{e}");
         }
-        other => panic!("expected a NaN stop, got {other:?}"),
+        other => panic!("expected a NaN stop with a checkpoint, got {other:?}"),
     }
+    // Without a checkpoint yet, the message does not promise one.
+    wild.checkpoint_every = 1000;
+    match train::<CpuBackend>(&wild, &dir.path().join("r4"), &RunOptions::default(), Default::default(), noop) {
+        Err(e @ TrainError::NotFinite { checkpoint: None, .. }) => {
+            assert!(e.to_string().contains("no checkpoint had been written"), "{e}");
+            assert!(!dir.path().join("r4/checkpoint.safetensors").exists());
+        }
+        other => panic!("expected a NaN stop without a checkpoint, got {other:?}"),
+    }
+}
+
+/// The loss of every step of a run on the images of `dir` (written by `write`).
+fn losses_of(dir: &Path, steps: u64, write: &dyn Fn(&Path, usize, Vec<f32>)) -> Vec<f32> {
+    synth(dir, 3, 48);
+    for k in 0..3 {
+        // Re-store the same values in another sample type or scale.
+        let img = unet_io::read_image(&dir.join(format!("images/{k}.png")), unet_io::ColorMode::Gray).unwrap();
+        std::fs::remove_file(dir.join(format!("images/{k}.png"))).unwrap();
+        write(dir, k, img.data);
+    }
+    let mut cfg = config(dir, steps);
+    cfg.lr = 1e-3;
+    let mut losses = Vec::new();
+    train::<CpuBackend>(&cfg, &dir.join("run"), &RunOptions::default(), Default::default(), &mut |p| {
+        losses.push(p.loss)
+    })
+    .unwrap();
+    losses
+}
+
+#[test]
+fn bit_depth_and_gain_do_not_change_training() {
+    // Dim 8-bit values (60-196 of 255) stored as 8-bit, as 16-bit, as 16-bit times 256 and
+    // as float: the same images to a microscopist, so the same training.
+    let write = |depth: BitDepth, gain: f32, ext: &'static str| {
+        move |dir: &Path, k: usize, data: Vec<f32>| {
+            let kind = match depth {
+                BitDepth::U8 => SampleKind::U8,
+                BitDepth::U16 => SampleKind::U16,
+                BitDepth::F32 => SampleKind::F32,
+            };
+            let img = Image::gray(48, 48, kind, data.iter().map(|v| v * gain).collect());
+            unet_io::write_image(&dir.join(format!("images/{k}.{ext}")), &[img], depth, true).unwrap();
+        }
+    };
+    let steps = 200;
+    let reference = losses_of(tempfile::tempdir().unwrap().path(), steps, &write(BitDepth::U8, 1.0, "png"));
+    assert!(reference.iter().all(|l| l.is_finite() && *l < 10.0), "{reference:?}");
+    for (name, depth, gain, ext) in [
+        ("16-bit", BitDepth::U16, 1.0, "png"),
+        ("16-bit x 256", BitDepth::U16, 256.0, "tif"),
+        ("float / 255", BitDepth::F32, 1.0 / 255.0, "tif"),
+        ("float x 1000", BitDepth::F32, 1000.0, "tif"),
+    ] {
+        let got = losses_of(tempfile::tempdir().unwrap().path(), steps, &write(depth, gain, ext));
+        let rel: Vec<f32> = got.iter().zip(&reference).map(|(a, b)| (a - b).abs() / b.abs().max(1e-3)).collect();
+        let worst = |r: &[f32]| r.iter().fold(0f32, |m, &v| m.max(v));
+        if depth == BitDepth::U16 {
+            // Integer values, and gains that are powers of two: the same bits.
+            assert_eq!(got, reference, "{name}");
+        } else {
+            // Float samples carry their own rounding (v / 255 is not exact), which SGD with
+            // momentum 0.99 amplifies over the steps: tight at first, a few 1e-3 by step 200.
+            // (The 16-bit bug this guards against gave losses of 1e21 against 1.4.)
+            assert!(worst(&rel[..50]) < 1e-4, "{name}: first 50 steps differ by {} (relative)", worst(&rel[..50]));
+            assert!(worst(&rel) < 2e-2, "{name}: loss differs by up to {} (relative) over {steps} steps", worst(&rel));
+        }
+    }
+}
+
+#[test]
+fn a_blank_image_trains_without_amplified_noise_and_outliers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    synth(dir.path(), 2, 48);
+    // One constant (blank) image among them, with a cell in its label.
+    unet_io::write_image(
+        &dir.path().join("images/1.png"),
+        &[Image::gray(48, 48, SampleKind::U8, vec![77.0; 48 * 48])],
+        BitDepth::U8,
+        true,
+    )
+    .unwrap();
+    let mut cfg = config(dir.path(), 30);
+    cfg.lr = 1e-3;
+    let mut losses = Vec::new();
+    train::<CpuBackend>(&cfg, &dir.path().join("run"), &RunOptions::default(), Default::default(), &mut |p| {
+        losses.push(p.loss)
+    })
+    .unwrap();
+    assert!(losses.iter().all(|l| l.is_finite() && *l < 5.0), "{losses:?}");
+    // A 16-bit image of values 100-140 with one hot pixel at 65535 is refused by name.
+    let mut data: Vec<f32> = (0..48 * 48).map(|i| 100.0 + (i % 41) as f32).collect();
+    data[100] = 65535.0;
+    unet_io::write_image(
+        &dir.path().join("images/0.png"),
+        &[Image::gray(48, 48, SampleKind::U16, data)],
+        BitDepth::U16,
+        true,
+    )
+    .unwrap();
+    let e =
+        train::<CpuBackend>(&cfg, &dir.path().join("run2"), &RunOptions::default(), Default::default(), &mut |_| {})
+            .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("0.png") && msg.contains("clip them"), "{msg}");
 }

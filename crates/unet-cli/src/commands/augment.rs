@@ -25,14 +25,15 @@ pub fn run(args: AugmentArgs) -> anyhow::Result<()> {
         );
     }
     let (w, h) = image.size();
-    let scale = image.kind.max_value();
+    // In the image's intensity unit (as training sees it), shown as 0-255.
+    let unit = unet_nn::intensity_unit(&image.data);
     let set = TrainImage {
         width: w,
         height: h,
         channels: 1,
-        data: image.data.iter().map(|&v| v / scale).collect(),
-        mean: vec![0.0],
-        std: vec![1.0],
+        data: image.data.iter().map(|&v| unit.map(v)).collect(),
+        gain: vec![1.0],
+        bias: vec![0.0],
         classes: label.data.clone(),
         weights: vec![1.0; w * h],
     };

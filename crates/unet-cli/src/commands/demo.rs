@@ -70,7 +70,9 @@ impl DeviceJob for DemoJob {
             ..TrainConfig::default()
         };
         let bar = crate::progress::bar(plan.steps, "training");
-        let summary = unet_train::train::<B>(&cfg, &out.join("run"), false, device.clone(), &mut |p| {
+        // The output folder was checked (or --force given) before the data was written.
+        let opts = unet_train::RunOptions { force: true, ..Default::default() };
+        let summary = unet_train::train::<B>(&cfg, &out.join("run"), &opts, device.clone(), &mut |p| {
             bar.set_message(format!("loss {:.4}", p.loss));
             bar.set_position(p.step);
         })?;

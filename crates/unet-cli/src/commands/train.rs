@@ -4,8 +4,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use unet_nn::UnetBackend;
-use unet_train::TrainConfig;
+use unet_train::{RunOptions, StopReason, TrainConfig};
 
 use crate::cli::TrainArgs;
 use crate::device::{DeviceJob, run_on};
@@ -79,8 +81,14 @@ fn resolve(args: &TrainArgs) -> anyhow::Result<(TrainConfig, PathBuf, bool)> {
     if cfg.images.as_os_str().is_empty() || cfg.labels.as_os_str().is_empty() {
         return usage("give --images and --labels (or set them in --config)");
     }
-    if cfg.lr.is_nan() || cfg.lr <= 0.0 {
-        return usage("--lr must be positive");
+    let problems = cfg.problems();
+    if !problems.is_empty() {
+        let source =
+            args.config.as_ref().map(|p| format!(" (from {} and the options)", p.display())).unwrap_or_default();
+        return usage(format!(
+            "invalid settings{source}: {}; fix them in the config file or with the options of the same name (--lr, ...)",
+            problems.join("; ")
+        ));
     }
     Ok((cfg, run, resume))
 }
@@ -88,7 +96,27 @@ fn resolve(args: &TrainArgs) -> anyhow::Result<(TrainConfig, PathBuf, bool)> {
 struct TrainJob {
     cfg: TrainConfig,
     run: PathBuf,
-    resume: bool,
+    opts: RunOptions,
+}
+
+/// The signal that asked the run to stop (0 = none yet).
+static STOP_SIGNAL: AtomicUsize = AtomicUsize::new(0);
+
+/// SIGINT and SIGTERM (what Slurm and Kubernetes send before a kill) raise the run's stop
+/// flag: it finishes the step and writes a checkpoint. A second signal exits at once.
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so it runs before the flag is raised: only a second signal exits.
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&flag))
+            .context("cannot install the signal handlers")?;
+        // Safety: the action only stores to an atomic, which is async-signal-safe.
+        unsafe { signal_hook::low_level::register(sig, move || STOP_SIGNAL.store(sig as usize, Ordering::SeqCst)) }
+            .context("cannot install the signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&flag)).context("cannot install the signal handlers")?;
+    }
+    Ok(flag)
 }
 
 impl DeviceJob for TrainJob {
@@ -97,7 +125,7 @@ impl DeviceJob for TrainJob {
     fn run<B: UnetBackend>(self, device: B::Device) -> anyhow::Result<unet_train::Summary> {
         let bar = crate::progress::bar(self.cfg.steps, "training");
         let mut started = false;
-        let summary = unet_train::train::<B>(&self.cfg, &self.run, self.resume, device, &mut |p| {
+        let summary = unet_train::train::<B>(&self.cfg, &self.run, &self.opts, device, &mut |p| {
             if !started {
                 bar.set_position(p.step.saturating_sub(1));
                 bar.reset_eta();
@@ -120,13 +148,34 @@ impl DeviceJob for TrainJob {
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let (cfg, run, resume) = resolve(&args)?;
+    let time_limit = match args.time_limit {
+        None => None,
+        Some(m) if m.is_finite() && m > 0.0 && m < 1e7 => Some(std::time::Duration::from_secs_f64(m * 60.0)),
+        Some(m) => return usage(format!("--time-limit {m}: give a positive number of minutes")),
+    };
     let device = cfg.device.clone();
-    let s = run_on(&device, TrainJob { cfg, run: run.clone(), resume })?;
+    let opts = RunOptions { resume, force: args.force, stop: Some(stop_on_signals()?), time_limit };
+    let s = match run_on(&device, TrainJob { cfg, run: run.clone(), opts }) {
+        Err(e) => {
+            return match e.downcast_ref::<unet_train::TrainError>() {
+                Some(unet_train::TrainError::RunFolder { path, what }) => usage(format!(
+                    "{}: {what}; continue it with --resume {0}, choose another --out, or pass --force to replace its \
+                     files",
+                    path.display()
+                )),
+                Some(unet_train::TrainError::Config(p)) => usage(format!("invalid settings: {}", p.join("; "))),
+                _ => Err(e),
+            };
+        }
+        Ok(s) => s,
+    };
+    let done = s.steps - s.start_step;
     println!(
-        "trained {} steps in {:.1} s ({:.2} steps/s), tile {}; loss {:.4} -> {:.4}",
+        "trained steps {}..{} ({done} steps) in {:.1} s ({:.2} steps/s), tile {}; loss {:.4} -> {:.4}",
+        s.start_step,
         s.steps,
         s.seconds,
-        s.steps as f64 / s.seconds.max(1e-9),
+        done as f64 / s.seconds.max(1e-9),
         s.tile,
         s.first_loss,
         s.final_loss
@@ -138,5 +187,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
     }
     println!("model: {}", run.join("last.safetensors").display());
+    if let Some(reason) = s.stopped {
+        let why = match reason {
+            StopReason::Requested => "stopped on request",
+            StopReason::TimeLimit => "stopped at the time limit",
+        };
+        eprintln!("{why} at step {} with a checkpoint; continue with: unet train --resume {}", s.steps, run.display());
+        if reason == StopReason::Requested {
+            std::process::exit(128 + STOP_SIGNAL.load(Ordering::SeqCst).max(2) as i32);
+        }
+    }
     Ok(())
 }
