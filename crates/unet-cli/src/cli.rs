@@ -15,9 +15,9 @@ pub struct Cli {
     /// Only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// CPU threads for computation (default: all cores).
-    #[arg(long, global = true)]
-    pub threads: Option<usize>,
+    /// CPU threads for computation, at least 1 (default: all cores).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     #[command(subcommand)]
     pub command: Command,
 }

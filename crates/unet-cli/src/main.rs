@@ -32,7 +32,7 @@ fn main() {
     let cli = cli::Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     if let Some(n) = cli.threads
-        && let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global()
+        && let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(usize::from(n)).build_global()
     {
         eprintln!("error: cannot set {n} threads: {e}");
         std::process::exit(1);

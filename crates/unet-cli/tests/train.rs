@@ -215,3 +215,43 @@ fn sigint_and_sigterm_stop_with_a_checkpoint_that_resumes() {
         assert!(out.contains(&format!("trained steps {step}..{} (3 steps)", step + 3)), "{out}");
     }
 }
+
+#[test]
+fn bad_numbers_are_usage_errors_and_runs_resume_from_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    synth(dir.path());
+    let (imgs, labs) = (dir.path().join("images"), dir.path().join("labels"));
+    let data = ["--images", s(&imgs), "--labels", s(&labs)];
+    for (extra, needle) in [
+        (vec!["--tile", "500"], "tile = 500"),
+        (vec!["--depth", "9"], "depth must be at most 8"),
+        (vec!["--threads", "0"], "--threads"),
+    ] {
+        let out = dir.path().join("bad");
+        let mut args = vec!["train"];
+        args.extend(data);
+        args.extend(["--out", s(&out)]);
+        args.extend(extra.iter().copied());
+        let (code, _, err) = unet(&args);
+        assert_eq!(code, 2, "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+    let (code, _, err) = unet(&["info", "--tile", "18446744073709551615"]);
+    assert!(code == 1 || code == 2, "{err}");
+    assert!(!err.contains("panicked") && err.contains("18446744073709551615"), "{err}");
+    // Relative data paths, then a resume from another working directory.
+    let run = |cwd: &Path, args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_unet")).current_dir(cwd).args(args).output().unwrap();
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let (code, err) = run(
+        dir.path(),
+        &[
+            "train", "--images", "images", "--labels", "labels", "--out", "rel", "--width", "4", "--depth", "2",
+            "--steps", "2",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = run(Path::new("/"), &["train", "--resume", s(&dir.path().join("rel")), "--steps", "3"]);
+    assert_eq!(code, 0, "{err}");
+}

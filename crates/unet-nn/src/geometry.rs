@@ -88,8 +88,9 @@ impl Geometry {
             return (None, Some(min));
         }
         let below = min + (n - min) / step * step;
-        let above = if below == n { n } else { below + step };
-        (Some(below), Some(above))
+        // No valid size above the largest `usize` multiple: `None`, not an overflow.
+        let above = if below == n { Some(n) } else { below.checked_add(step) };
+        (Some(below), above)
     }
 
     /// Valid sizes in `lo..=hi`.

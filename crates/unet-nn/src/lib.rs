@@ -27,7 +27,9 @@ pub use config::{Padding, UNetConfig};
 pub use error::{NnError, Result};
 pub use geometry::Geometry;
 pub use model::UNet;
-pub use model_file::{MODEL_FORMAT, MODEL_FORMAT_VERSION, ModelFile, read_safetensors, to_safetensors_bytes};
+pub use model_file::{
+    MODEL_FORMAT, MODEL_FORMAT_VERSION, ModelFile, parse_safetensors, read_safetensors, to_safetensors_bytes,
+};
 pub use normalization::{
     Affine, DEFAULT_PERCENTILES, Normalization, PERCENTILE_SPAN, intensity_unit, percentiles, robust_range,
 };

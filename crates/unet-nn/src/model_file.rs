@@ -84,10 +84,15 @@ fn check_claims(bytes: &[u8]) -> std::result::Result<(), String> {
 pub fn read_safetensors(path: &Path) -> Result<(HashMap<String, String>, Vec<NamedTensor>)> {
     // `fs::read` reserves fallibly: a file larger than memory is an error, not an abort.
     let bytes = std::fs::read(path).map_err(|error| NnError::Read { path: path.to_path_buf(), error })?;
+    parse_safetensors(&bytes, path)
+}
+
+/// As [`read_safetensors`], from the file's bytes; `path` names them in errors.
+pub fn parse_safetensors(bytes: &[u8], path: &Path) -> Result<(HashMap<String, String>, Vec<NamedTensor>)> {
     let corrupt = |message: String| NnError::Corrupt { path: path.to_path_buf(), message };
-    check_claims(&bytes).map_err(corrupt)?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    check_claims(bytes).map_err(corrupt)?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| corrupt(e.to_string()))?;
     let mut tensors = Vec::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
@@ -186,6 +191,17 @@ impl ModelFile {
     /// Reads and checks a model file: format tag, version, config and tensor shapes.
     pub fn load(path: &Path) -> Result<Self> {
         let (meta, tensors) = read_safetensors(path)?;
+        Self::from_parts(meta, tensors, path)
+    }
+
+    /// As [`ModelFile::load`], from a file's bytes (a built-in model); `path` names them
+    /// in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let (meta, tensors) = parse_safetensors(bytes, path)?;
+        Self::from_parts(meta, tensors, path)
+    }
+
+    fn from_parts(meta: HashMap<String, String>, tensors: Vec<NamedTensor>, path: &Path) -> Result<Self> {
         let corrupt = |message: String| NnError::Corrupt { path: path.to_path_buf(), message };
         match meta.get("format").map(String::as_str) {
             Some(MODEL_FORMAT) => {}

@@ -147,11 +147,30 @@ impl TrainConfig {
             "above 0 and at most 1000 px",
         );
         check(&mut out, "memory_mb", self.memory_mb, self.memory_mb >= 0.0, "at least 0 (0: automatic)");
-        if let Err(e) = self.net(1).validate() {
-            out.push(e.to_string());
+        match self.net(1).validate() {
+            Err(e) => out.push(e.to_string()),
+            Ok(()) if self.tile != 0 => {
+                if let Err(e) = unet_nn::Geometry::of(&self.net(1)).output(self.tile) {
+                    out.push(format!("tile = {}: {e}", self.tile));
+                }
+            }
+            Ok(()) => {}
         }
         out.extend(self.augment.problems());
         out
+    }
+
+    /// The configuration with its data folders made absolute (against the current
+    /// directory; a path that cannot be resolved stays as it is).
+    pub fn with_absolute_paths(&self) -> Self {
+        let abs = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        TrainConfig {
+            images: abs(&self.images),
+            labels: abs(&self.labels),
+            val_images: self.val_images.as_ref().map(abs),
+            val_labels: self.val_labels.as_ref().map(abs),
+            ..self.clone()
+        }
     }
 
     /// Reads a TOML file.

@@ -287,7 +287,8 @@ pub fn train<B: UnetBackend>(
             }
         }
     }
-    let config_toml = cfg.to_toml();
+    // Absolute paths, so that the run resumes from any working directory.
+    let config_toml = cfg.with_absolute_paths().to_toml();
     write_text(&files.config(), &config_toml)?;
     let mut csv = {
         let path = files.metrics();
