@@ -17,7 +17,7 @@ use unet_train::TrainConfig;
 use unet_train::augment::AugmentConfig;
 
 use crate::cli::DemoArgs;
-use crate::commands::predict::prepare_out_dir;
+use crate::commands::predict::{output_name, prepare_out_dir};
 use crate::commands::synth::write_set;
 use crate::device::{DeviceJob, run_on};
 
@@ -88,9 +88,12 @@ impl DeviceJob for DemoJob {
             (unet_metrics::PixelStats::default(), unet_metrics::RandStats::default(), 0.0, 0);
         let mut seg_plain_sum = 0.0;
         for img_path in unet_io::list_images(&data.join("test/images"))? {
-            let stem = img_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let raw_stem = img_path.file_stem().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+            let stem = raw_stem.to_string_lossy().into_owned();
             let image = unet_io::read_image(&img_path, ColorMode::Gray)?;
-            let truth = unet_io::read_label(&data.join(format!("test/labels/{stem}.png")), LabelKind::Instance)?;
+            let mut label_name = raw_stem.clone();
+            label_name.push(".png");
+            let truth = unet_io::read_label(&data.join("test/labels").join(label_name), LabelKind::Instance)?;
             let probs = predictor.predict(&image, &|_, _| {})?;
             let (w, h) = image.size();
             let mask = argmax_mask(&probs);
@@ -128,13 +131,13 @@ impl DeviceJob for DemoJob {
                 },
             ));
             unet_io::write_image(
-                &pred_dir.join(format!("{stem}_overlay.png")),
+                &pred_dir.join(output_name(&raw_stem, "overlay.png")),
                 &[overlay(&image, &instances)],
                 BitDepth::U8,
                 true,
             )?;
             let labels = unet_io::Label { width: w, height: h, data: instances };
-            unet_io::write_labels(&pred_dir.join(format!("{stem}_instances.tif")), &[labels], true)?;
+            unet_io::write_labels(&pred_dir.join(output_name(&raw_stem, "instances.tif")), &[labels], true)?;
         }
         let d = (pixel.tp + pixel.fp + pixel.fn_) as f64;
         let total = Scores {

@@ -1,9 +1,18 @@
 //! `unet predict`: overlap-tile prediction of images of any size, with probability maps,
 //! masks, instance labels and overlays written per input.
+//!
+//! Output sets: the outputs of an input are named after its stem as the file system's
+//! bytes (`x\xff.png` gives `x\xff_mask.png`, never a lossy `x\u{fffd}_mask.png` another
+//! input could share). With `--force`, files of the folder that bear an input's output
+//! names but are not written by this run (say `a_instances.tif` of an earlier run with
+//! `--instances`) are removed, so every set is this run's alone. `predict.json` (see
+//! [`crate::manifest`]) records which sets are complete; a folder whose record says a run
+//! did not finish is refused without `--force` and cleaned with it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use unet_infer::{
@@ -14,25 +23,168 @@ use unet_nn::{ModelFile, UnetBackend};
 
 use crate::cli::{PredictArgs, SaveProbs};
 use crate::device::{DeviceJob, run_on};
+use crate::manifest::{Entry, MANIFEST, Manifest};
 use crate::usage::usage;
 
-/// Every input file, expanded from files and folders.
-fn inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    let mut stems = HashSet::new();
+/// The manifest is rewritten after an image only when this long has passed since the last
+/// time (and always at the end, and on an error), so that a folder of many small images is
+/// not dominated by rewriting it. An image finished but not yet recorded is, after a kill,
+/// treated as unfinished: predicted again or removed, never taken for complete.
+const MANIFEST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One input file and the stem its outputs are named after.
+struct Input {
+    path: PathBuf,
+    stem: OsString,
+}
+
+/// The suffixes of the outputs of a stem `s`: `s_prob.tif`, ...; stacks have
+/// `s_NNN_overlay.png` as well.
+const SUFFIXES: [&str; 5] = ["prob.tif", "mask.png", "mask.tif", "instances.tif", "overlay.png"];
+
+/// `stem` + `_` + `suffix`, on the stem's raw bytes.
+pub(crate) fn output_name(stem: &OsStr, suffix: &str) -> OsString {
+    let mut name = stem.to_os_string();
+    name.push("_");
+    name.push(suffix);
+    name
+}
+
+/// `p` when `name` is `p_` followed by at least three digits (a stack page's number).
+fn numbered_prefix(name: &[u8]) -> Option<&[u8]> {
+    let digits = name.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    if digits < 3 {
+        return None;
+    }
+    name[..name.len() - digits].strip_suffix(b"_")
+}
+
+/// The stems whose outputs could bear the file name `name`.
+fn owners(name: &[u8]) -> Vec<&[u8]> {
+    let mut out: Vec<&[u8]> =
+        SUFFIXES.iter().filter_map(|s| name.strip_suffix(s.as_bytes()).and_then(|p| p.strip_suffix(b"_"))).collect();
+    out.extend(name.strip_suffix(b"_overlay.png").and_then(numbered_prefix));
+    out
+}
+
+fn is_tiff(path: &Path) -> bool {
+    path.extension()
+        .and_then(OsStr::to_str)
+        .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"))
+}
+
+/// Every input file, expanded from files and folders; refuses inputs whose outputs would
+/// share a name.
+fn inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
+    let mut out: Vec<Input> = Vec::new();
+    let mut by_stem: HashMap<Vec<u8>, usize> = HashMap::new();
     for p in paths {
         for f in unet_io::list_images(p)? {
-            let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            if !stems.insert(stem.clone()) {
+            let stem = f.file_stem().map(OsStr::to_os_string).unwrap_or_default();
+            if let Some(&i) = by_stem.get(stem.as_encoded_bytes()) {
                 bail!(
-                    "{}: another input has the stem '{stem}' and their outputs would collide; rename one",
-                    f.display()
+                    "{}: has the stem '{}' of {} as well, and their outputs would collide; rename one",
+                    f.display(),
+                    stem.to_string_lossy(),
+                    out[i].path.display()
                 );
             }
-            out.push((stem, f));
+            by_stem.insert(stem.as_encoded_bytes().to_vec(), out.len());
+            out.push(Input { path: f, stem });
+        }
+    }
+    // A stack `a.tif` writes `a_001_overlay.png`, the overlay of an image `a_001.png`.
+    for t in &out {
+        if let Some(&i) = numbered_prefix(t.stem.as_encoded_bytes()).and_then(|p| by_stem.get(p))
+            && is_tiff(&out[i].path)
+        {
+            bail!(
+                "{}: the stack {} would write overlays named like this image's ('{}'); rename one",
+                t.path.display(),
+                out[i].path.display(),
+                output_name(&t.stem, "overlay.png").to_string_lossy()
+            );
         }
     }
     Ok(out)
+}
+
+/// Refuses inputs inside the output folder that bear the name of an output of this run
+/// (`--out` the input folder with `a.png` and `a_mask.png`): they would be overwritten.
+fn check_inputs_survive(inputs: &[Input], out: &Path) -> anyhow::Result<()> {
+    let Ok(out) = out.canonicalize() else { return Ok(()) };
+    let stems: HashSet<&[u8]> = inputs.iter().map(|i| i.stem.as_encoded_bytes()).collect();
+    for i in inputs {
+        let parent = i.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = i.path.file_name().map(OsStr::as_encoded_bytes).unwrap_or_default();
+        if parent.canonicalize().is_ok_and(|p| p == out) && owners(name).iter().any(|o| stems.contains(o)) {
+            bail!(
+                "{}: is an input but also the name of an output of this run, which would replace it; choose another output folder",
+                i.path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The files written for one input, by name.
+struct OutputSet {
+    prob: Option<OsString>,
+    mask: OsString,
+    instances: Option<OsString>,
+    overlays: Vec<OsString>,
+}
+
+impl OutputSet {
+    fn new(args: &PredictArgs, stem: &OsStr, pages: usize) -> Self {
+        let name = |suffix: &str| output_name(stem, suffix);
+        OutputSet {
+            prob: (args.save_probs != SaveProbs::None).then(|| name("prob.tif")),
+            mask: name(if pages == 1 { "mask.png" } else { "mask.tif" }),
+            instances: args.instances.then(|| name("instances.tif")),
+            overlays: match (args.no_overlay, pages) {
+                (true, _) => Vec::new(),
+                (false, 1) => vec![name("overlay.png")],
+                (false, n) => (0..n).map(|k| name(&format!("{k:03}_overlay.png"))).collect(),
+            },
+        }
+    }
+
+    fn names(&self) -> Vec<OsString> {
+        let mut v: Vec<OsString> = self.prob.iter().cloned().collect();
+        v.push(self.mask.clone());
+        v.extend(self.instances.iter().cloned());
+        v.extend(self.overlays.iter().cloned());
+        v
+    }
+}
+
+/// Removes the files of `dir` named as outputs of `stem` that are not in `keep`, nor
+/// inputs of this run (`inputs`, canonical paths). Folders are left alone.
+fn remove_outputs_of(
+    dir: &Path,
+    stem: &OsStr,
+    keep: &HashSet<OsString>,
+    inputs: &HashSet<PathBuf>,
+) -> anyhow::Result<()> {
+    let listing = || format!("{}: cannot list the output folder", dir.display());
+    for entry in std::fs::read_dir(dir).with_context(listing)? {
+        let entry = entry.with_context(listing)?;
+        let name = entry.file_name();
+        if keep.contains(&name) || !owners(name.as_encoded_bytes()).contains(&stem.as_encoded_bytes()) {
+            continue;
+        }
+        let path = entry.path();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir || path.canonicalize().is_ok_and(|p| inputs.contains(&p)) {
+            continue;
+        }
+        std::fs::remove_file(&path).with_context(|| {
+            format!("{}: cannot remove this output of an earlier prediction; remove it by hand", path.display())
+        })?;
+        tracing::debug!("removed {}", path.display());
+    }
+    Ok(())
 }
 
 /// Refuses an output folder that holds files, unless `force`.
@@ -52,17 +204,127 @@ pub fn prepare_out_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the output folder", dir.display()))
 }
 
+/// Checks the output folder (empty, or `force`) and returns the record of an earlier
+/// prediction into it.
+fn check_out_dir(dir: &Path, force: bool) -> anyhow::Result<Option<Manifest>> {
+    if std::fs::symlink_metadata(dir).is_err() {
+        return Ok(None);
+    }
+    if !dir.is_dir() {
+        bail!("{}: is not a folder; give a folder (new or empty) for the outputs", dir.display());
+    }
+    let busy = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot read the output folder", dir.display()))?
+        .next()
+        .is_some();
+    let previous = Manifest::read(dir)?;
+    if busy && !force {
+        if let Some(m) = previous.as_ref().filter(|m| !m.complete) {
+            bail!(
+                "{}: holds an unfinished prediction ({MANIFEST}: {}); pass --force to predict into it (the unfinished \
+                 images' outputs are removed)",
+                dir.display(),
+                m.progress()
+            );
+        }
+        bail!(
+            "{}: the output folder is not empty; pass --force to write into it (existing outputs are replaced)",
+            dir.display()
+        );
+    }
+    Ok(previous)
+}
+
+/// Refuses a model with NaN or infinite weights: every prediction would be NaN.
+fn check_finite(model: &ModelFile, path: &Path) -> anyhow::Result<()> {
+    if let Some(t) = model.tensors.iter().find(|t| t.data.iter().any(|v| !v.is_finite())) {
+        bail!(
+            "{}: tensor '{}' holds NaN or infinite values, so every prediction would be NaN; use an earlier \
+             checkpoint or train again",
+            path.display(),
+            t.name
+        );
+    }
+    Ok(())
+}
+
 struct PredictJob {
     args: PredictArgs,
     model: ModelFile,
-    inputs: Vec<(String, PathBuf)>,
+    inputs: Vec<Input>,
+    /// The record of an earlier prediction into the folder (with `--force`).
+    previous: Option<Manifest>,
+}
+
+/// What this run has written into the output folder.
+struct Record {
+    manifest: Manifest,
+    /// Entries of this run's inputs start here (earlier ones are carried over).
+    first: usize,
+    /// Whether the folder has been touched (the manifest written).
+    started: bool,
+    last_write: Instant,
+    /// Names written by this run, and those of carried-over complete sets.
+    keep: HashSet<OsString>,
+    /// Stems of an earlier unfinished run that are not inputs of this one.
+    stale: Vec<OsString>,
+}
+
+impl Record {
+    fn new(args: &PredictArgs, inputs: &[Input], previous: Option<Manifest>) -> Self {
+        let ours: HashSet<&[u8]> = inputs.iter().map(|i| i.stem.as_encoded_bytes()).collect();
+        let (mut carried, mut stale) = (Vec::new(), Vec::new());
+        for e in previous.map(|m| m.images).unwrap_or_default() {
+            if ours.contains(e.stem.as_encoded_bytes()) {
+                continue;
+            }
+            if e.done { carried.push(e) } else { stale.push(e.stem) }
+        }
+        let keep = carried.iter().flat_map(|e| e.outputs.iter().cloned()).collect();
+        let first = carried.len();
+        carried.extend(inputs.iter().map(|i| Entry {
+            stem: i.stem.clone(),
+            input: i.path.display().to_string(),
+            done: false,
+            outputs: Vec::new(),
+        }));
+        let manifest = Manifest { model: args.model.display().to_string(), complete: false, images: carried };
+        Record { manifest, first, started: false, last_write: Instant::now(), keep, stale }
+    }
+
+    /// Before the first file is written: removes the outputs of an earlier run's unfinished
+    /// images (then this run's record no longer names them) and writes the record.
+    fn start(&mut self, dir: &Path, inputs: &HashSet<PathBuf>) -> anyhow::Result<()> {
+        if self.started {
+            return Ok(());
+        }
+        for stem in &self.stale {
+            remove_outputs_of(dir, stem, &self.keep, inputs)?;
+        }
+        self.manifest.write(dir)?;
+        self.started = true;
+        self.last_write = Instant::now();
+        Ok(())
+    }
+
+    /// Marks input `i` done with its outputs; writes the record when it is due.
+    fn done(&mut self, dir: &Path, i: usize, outputs: Vec<OsString>) -> anyhow::Result<()> {
+        let e = &mut self.manifest.images[self.first + i];
+        e.done = true;
+        e.outputs = outputs;
+        if self.last_write.elapsed() >= MANIFEST_INTERVAL {
+            self.manifest.write(dir)?;
+            self.last_write = Instant::now();
+        }
+        Ok(())
+    }
 }
 
 impl DeviceJob for PredictJob {
     type Output = ();
 
     fn run<B: UnetBackend>(self, device: B::Device) -> anyhow::Result<()> {
-        let PredictJob { args, model, inputs } = self;
+        let PredictJob { args, model, inputs, previous } = self;
         let net = model.model::<B>(&device, &args.model)?;
         let opts = PredictorOptions { tile: args.tile, batch_tiles: args.batch_tiles, memory_mb: args.memory_mb };
         let predictor = match Predictor::new(net, model.config.clone(), model.normalization, device, &opts) {
@@ -79,46 +341,73 @@ impl DeviceJob for PredictJob {
             if args.tta { ", 8-fold TTA" } else { "" }
         );
         let mode = if model.config.in_channels == 1 { ColorMode::Gray } else { ColorMode::Keep };
+        let input_paths: HashSet<PathBuf> = inputs.iter().filter_map(|i| i.path.canonicalize().ok()).collect();
+        let mut record = Record::new(&args, &inputs, previous);
         let bar = crate::progress::bar(inputs.len() as u64, "predicting");
-        for (stem, path) in &inputs {
-            let t0 = Instant::now();
-            let pages = unet_io::read_stack(path, mode)?;
-            let mut probs = Vec::with_capacity(pages.len());
-            for page in &pages {
-                let p = if args.tta {
-                    predictor.predict_tta(page, &|_, _| {})
-                } else {
-                    predictor.predict(page, &|_, _| {})
-                };
-                probs.push(p.with_context(|| format!("{}: cannot predict", path.display()))?);
+        let mut each = || -> anyhow::Result<()> {
+            for (i, input) in inputs.iter().enumerate() {
+                let t0 = Instant::now();
+                let path = &input.path;
+                let pages = unet_io::read_stack(path, mode)?;
+                let mut probs = Vec::with_capacity(pages.len());
+                for page in &pages {
+                    let p = if args.tta {
+                        predictor.predict_tta(page, &|_, _| {})
+                    } else {
+                        predictor.predict(page, &|_, _| {})
+                    };
+                    probs.push(p.with_context(|| format!("{}: cannot predict", path.display()))?);
+                }
+                let set = OutputSet::new(&args, &input.stem, pages.len());
+                let names = set.names();
+                record.start(&args.out, &input_paths)?;
+                record.keep.extend(names.iter().cloned());
+                if args.force {
+                    remove_outputs_of(&args.out, &input.stem, &record.keep, &input_paths)?;
+                }
+                write_outputs(&args, &set, &pages, &probs)?;
+                record.done(&args.out, i, names)?;
+                bar.inc(1);
+                let (w, h) = (pages[0].width, pages[0].height);
+                bar.suspend(|| {
+                    tracing::info!(
+                        "{}: {}x{}x{} in {:.2} s",
+                        path.display(),
+                        w,
+                        h,
+                        pages.len(),
+                        t0.elapsed().as_secs_f64()
+                    )
+                });
             }
-            write_outputs(&args, stem, &pages, &probs)?;
-            bar.inc(1);
-            let (w, h) = (pages[0].width, pages[0].height);
-            bar.suspend(|| {
-                tracing::info!("{}: {}x{}x{} in {:.2} s", path.display(), w, h, pages.len(), t0.elapsed().as_secs_f64())
-            });
-        }
+            Ok(())
+        };
+        let result = each();
         bar.finish_and_clear();
-        Ok(())
+        if let Err(e) = result {
+            // What was finished stays on record; the run stays marked unfinished.
+            if record.started {
+                let _ = record.manifest.write(&args.out);
+            }
+            return Err(e);
+        }
+        record.manifest.complete = true;
+        record.manifest.write(&args.out)
     }
 }
 
-fn write_outputs(args: &PredictArgs, stem: &str, pages: &[Image], probs: &[Probabilities]) -> anyhow::Result<()> {
-    let out = |suffix: &str| args.out.join(format!("{stem}_{suffix}"));
+/// Writes the set of outputs `set` names for one input.
+fn write_outputs(args: &PredictArgs, set: &OutputSet, pages: &[Image], probs: &[Probabilities]) -> anyhow::Result<()> {
+    let out = |name: &OsStr| args.out.join(name);
     let (w, h) = (pages[0].width, pages[0].height);
     let classes = probs[0].classes;
     let plane = |data: Vec<f32>| Image::gray(w, h, SampleKind::F32, data);
-    match args.save_probs {
-        SaveProbs::Foreground => {
-            let fg: Vec<Image> = probs.iter().map(|p| plane(p.foreground())).collect();
-            unet_io::write_image(&out("prob.tif"), &fg, BitDepth::F32, args.force)?;
-        }
-        SaveProbs::All => {
-            let all: Vec<Image> = probs.iter().flat_map(|p| (0..classes).map(|k| plane(p.class(k).to_vec()))).collect();
-            unet_io::write_image(&out("prob.tif"), &all, BitDepth::F32, args.force)?;
-        }
-        SaveProbs::None => {}
+    if let Some(name) = &set.prob {
+        let pages: Vec<Image> = match args.save_probs {
+            SaveProbs::All => probs.iter().flat_map(|p| (0..classes).map(|k| plane(p.class(k).to_vec()))).collect(),
+            _ => probs.iter().map(|p| plane(p.foreground())).collect(),
+        };
+        unet_io::write_image(&out(name), &pages, BitDepth::F32, args.force)?;
     }
     let masks: Vec<Vec<u32>> = probs
         .iter()
@@ -133,10 +422,9 @@ fn write_outputs(args: &PredictArgs, stem: &str, pages: &[Image], probs: &[Proba
         .iter()
         .map(|m| Image::gray(w, h, SampleKind::U8, m.iter().map(|&v| v as f32 * mask_scale).collect()))
         .collect();
-    let mask_name = if pages.len() == 1 { "mask.png" } else { "mask.tif" };
-    unet_io::write_image(&out(mask_name), &mask_imgs, BitDepth::U8, args.force)?;
+    unet_io::write_image(&out(&set.mask), &mask_imgs, BitDepth::U8, args.force)?;
     let mut outline_labels = masks.clone();
-    if args.instances {
+    if let Some(name) = &set.instances {
         let labels: Vec<Label> = masks
             .iter()
             .map(|m| {
@@ -148,14 +436,11 @@ fn write_outputs(args: &PredictArgs, stem: &str, pages: &[Image], probs: &[Proba
                 Label { width: w, height: h, data }
             })
             .collect();
-        unet_io::write_labels(&out("instances.tif"), &labels, args.force)?;
+        unet_io::write_labels(&out(name), &labels, args.force)?;
         outline_labels = labels.into_iter().map(|l| l.data).collect();
     }
-    if !args.no_overlay {
-        for (k, (page, labels)) in pages.iter().zip(&outline_labels).enumerate() {
-            let name = if pages.len() == 1 { "overlay.png".to_string() } else { format!("{k:03}_overlay.png") };
-            unet_io::write_image(&out(&name), &[overlay(page, labels)], BitDepth::U8, args.force)?;
-        }
+    for ((page, labels), name) in pages.iter().zip(&outline_labels).zip(&set.overlays) {
+        unet_io::write_image(&out(name), &[overlay(page, labels)], BitDepth::U8, args.force)?;
     }
     Ok(())
 }
@@ -175,8 +460,18 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         return usage("--split-touching must be in (0, 1)");
     }
     let model = ModelFile::load(&args.model).with_context(|| "cannot load the model")?;
+    check_finite(&model, &args.model)?;
     let inputs = inputs(&args.inputs)?;
-    prepare_out_dir(&args.out, args.force)?;
-    let device = args.device.clone();
-    run_on(&device, PredictJob { args, model, inputs })
+    check_inputs_survive(&inputs, &args.out)?;
+    let previous = check_out_dir(&args.out, args.force)?;
+    let created = std::fs::symlink_metadata(&args.out).is_err();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("{}: cannot create the output folder", args.out.display()))?;
+    let (device, out) = (args.device.clone(), args.out.clone());
+    let result = run_on(&device, PredictJob { args, model, inputs, previous });
+    if result.is_err() && created {
+        // Nothing is left of a run that wrote nothing (the folder is removed only if empty).
+        let _ = std::fs::remove_dir(&out);
+    }
+    result
 }

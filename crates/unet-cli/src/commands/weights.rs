@@ -1,7 +1,10 @@
 //! `unet weights`: the paper's weight maps of label images, as float32 TIFF and as a
 //! colour-mapped PNG to look at. The class balance is computed over all given labels.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+
+use anyhow::bail;
 
 use unet_io::{BitDepth, Image, LabelKind, SampleKind};
 use unet_train::LabelMode;
@@ -30,6 +33,27 @@ pub fn run(args: WeightsArgs) -> anyhow::Result<()> {
     }
     let files = unet_io::list_images(&args.labels)?;
     let single_file_out = args.labels.is_file() && args.out.extension().is_some_and(|e| e == "tif" || e == "tiff");
+    // The outputs of every label file, named on the stem's raw bytes (`x\xff.png` and
+    // `x\xfe.png` keep apart), all checked before anything is written.
+    let mut targets: HashMap<PathBuf, PathBuf> = HashMap::new();
+    let mut by_stem: HashMap<Vec<u8>, &PathBuf> = HashMap::new();
+    for f in &files {
+        if let Some(other) = by_stem.insert(unet_io::stem_key(f), f) {
+            bail!(
+                "{}: has the stem of {} as well, and their weight maps would collide; rename one",
+                f.display(),
+                other.display()
+            );
+        }
+        let tif = if single_file_out {
+            args.out.clone()
+        } else {
+            args.out.join(crate::commands::predict::output_name(f.file_stem().unwrap_or_default(), "weights.tif"))
+        };
+        unet_io::check_writable(&tif, args.force)?;
+        unet_io::check_writable(&tif.with_extension("png"), args.force)?;
+        targets.insert(f.clone(), tif);
+    }
     let mut cells = Vec::new();
     let mut counts = ClassCounts::default();
     for f in &files {
@@ -54,9 +78,8 @@ pub fn run(args: WeightsArgs) -> anyhow::Result<()> {
         }
     }
     for (f, pages) in by_file {
-        let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let tif = if single_file_out { args.out.clone() } else { args.out.join(format!("{stem}_weights.tif")) };
-        unet_io::write_image(&tif, &pages, BitDepth::F32, args.force)?;
+        let tif = &targets[&f];
+        unet_io::write_image(tif, &pages, BitDepth::F32, args.force)?;
         let max = (wc[0].max(wc[1]) as f64 + args.w0) as f32;
         let p = &pages[0];
         let n = p.width * p.height;
