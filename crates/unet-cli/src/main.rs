@@ -40,9 +40,28 @@ fn main() {
     }
     if let Err(err) = commands::run(cli.command) {
         let code = if err.downcast_ref::<usage::UsageError>().is_some() { 2 } else { 1 };
-        // One line: the context chain joined by ": ".
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", one_line(&format!("{err:#}")));
         std::process::exit(code);
+    }
+}
+
+/// An error as one line: the context chain joined by ": " (anyhow's `{:#}`). A message
+/// that spans lines (a parser's excerpt of the input, as TOML errors have) keeps its first
+/// line, which names the file and the place, the excerpt's source line (`4 | steps = 0`),
+/// and its last line, which says what is wrong.
+fn one_line(msg: &str) -> String {
+    let lines: Vec<&str> = msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let [first, middle @ .., last] = lines.as_slice() else {
+        return lines.first().map(|l| l.to_string()).unwrap_or_default();
+    };
+    // A numbered line of the excerpt: "4 | steps = 0".
+    let source = middle.iter().find_map(|l| {
+        let (n, text) = l.split_once('|')?;
+        (!n.trim().is_empty() && n.trim().bytes().all(|b| b.is_ascii_digit())).then(|| text.trim())
+    });
+    match source {
+        Some(text) => format!("{first} ({text}): {last}"),
+        None => format!("{first}: {last}"),
     }
 }
 
@@ -62,4 +81,16 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn errors_are_printed_on_one_line() {
+        let toml = "cfg.toml: TOML parse error at line 4, column 1\n  |\n4 | steps = 0\n  | ^^^^^\nduplicate key\n";
+        assert_eq!(super::one_line(toml), "cfg.toml: TOML parse error at line 4, column 1 (steps = 0): duplicate key");
+        assert_eq!(super::one_line("a: b"), "a: b");
+        assert_eq!(super::one_line("a\nb\nc"), "a: c");
+        assert_eq!(super::one_line(""), "");
+    }
 }

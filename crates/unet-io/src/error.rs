@@ -9,11 +9,13 @@ pub type Result<T> = std::result::Result<T, IoError>;
 /// What can go wrong reading, pairing or writing images.
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
-    #[error("{path}: cannot read the file: {error}")]
+    #[error("{path}: cannot read the file ({error}); check the path and its permissions")]
     Read { path: PathBuf, error: std::io::Error },
     #[error("{path}: cannot write the file: {error}")]
     Write { path: PathBuf, error: std::io::Error },
-    #[error("{path}: not a readable {format} image ({message})")]
+    #[error(
+        "{path}: not a readable {format} image ({message}); the file is damaged or not a {format}: export it again"
+    )]
     Decode { path: PathBuf, format: &'static str, message: String },
     #[error("{path}: cannot encode the image ({message})")]
     Encode { path: PathBuf, message: String },
@@ -31,7 +33,7 @@ pub enum IoError {
         "{path}: declares {declared}, which needs about {needed_mib} MiB of memory but {available_mib} MiB are available; crop or split the image, or free memory"
     )]
     TooLarge { path: PathBuf, declared: String, needed_mib: u128, available_mib: u128 },
-    #[error("{path}: is empty (0 pixels)")]
+    #[error("{path}: is empty (0 pixels); remove it or export the image again")]
     EmptyImage { path: PathBuf },
     #[error(
         "{image} is {image_size:?} (w x h) but its label {label} is {label_size:?}; image and label must have the same size"

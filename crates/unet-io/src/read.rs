@@ -3,7 +3,8 @@
 //! PNG goes through the `image` crate, TIFF through the `tiff` crate, which reads every page
 //! of a stack and 32-bit float and integer samples that `image` does not. A TIFF's pages
 //! are checked before any is decoded: size (0 x 0 is an error), sample type, strips inside
-//! the file, and the memory the whole stack needs against the memory available.
+//! the file, and the memory the whole stack needs against the memory available. A PNG's
+//! declared size is checked against the memory available in the same way.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -71,13 +72,46 @@ pub(crate) fn read_raw_pages(path: &Path) -> Result<Vec<RawPage>> {
 }
 
 fn read_png(path: &Path) -> Result<RawPage> {
+    read_png_within(path, crate::memory::available_memory_bytes())
+}
+
+/// Reads a PNG, refusing before any pixel is decoded one whose declared size needs more
+/// than `budget` bytes (`None`: no check): the decoded samples and the `f32` image twice
+/// (the conversion's buffers). The decoder's allocation limit is set to the same budget.
+pub(crate) fn read_png_within(path: &Path, budget: Option<u64>) -> Result<RawPage> {
+    use image::ImageDecoder;
     let file = File::open(path).map_err(|error| IoError::Read { path: path.to_path_buf(), error })?;
-    let reader = image::ImageReader::with_format(BufReader::new(file), image::ImageFormat::Png);
-    let decoded = reader.decode().map_err(|e| IoError::Decode {
-        path: path.to_path_buf(),
-        format: "PNG",
-        message: e.to_string(),
-    })?;
+    let err =
+        |e: image::ImageError| IoError::Decode { path: path.to_path_buf(), format: "PNG", message: e.to_string() };
+    // The header is read under the `image` crate's default limits (512 MiB for the
+    // decoder's own buffers); the image itself may take all of the budget.
+    let mut decoder =
+        image::codecs::png::PngDecoder::with_limits(BufReader::new(file), image::Limits::default()).map_err(err)?;
+    let (w, h) = decoder.dimensions();
+    if w == 0 || h == 0 {
+        return Err(IoError::EmptyImage { path: path.to_path_buf() });
+    }
+    let color = decoder.color_type();
+    let kept: u128 = if color.has_color() { 3 } else { 1 };
+    let needed = u128::from(decoder.total_bytes()) + 2 * u128::from(w) * u128::from(h) * kept * 4;
+    if let Some(budget) = budget
+        && needed > u128::from(budget)
+    {
+        let samples = color.channel_count();
+        return Err(IoError::TooLarge {
+            path: path.to_path_buf(),
+            declared: format!(
+                "{w} x {h} pixels of {samples} sample(s) of {} bits",
+                color.bits_per_pixel() / u16::from(samples)
+            ),
+            needed_mib: crate::memory::mib(needed),
+            available_mib: crate::memory::mib(u128::from(budget)),
+        });
+    }
+    let mut limits = image::Limits::no_limits();
+    limits.max_alloc = budget;
+    decoder.set_limits(limits).map_err(err)?;
+    let decoded = image::DynamicImage::from_decoder(decoder).map_err(err)?;
     let (width, height) = (decoded.width() as usize, decoded.height() as usize);
     use image::DynamicImage as D;
     let (channels, samples) = match decoded {
@@ -208,11 +242,13 @@ fn tiff_page<R: std::io::Read + std::io::Seek>(
         (f, b) => return Err(unsupported(format!("{b}-bit samples of TIFF sample format {f}"))),
     };
     let planar = dec.find_tag_unsigned::<u16>(Tag::PlanarConfiguration).map_err(&err)? == Some(2);
+    let mut held = 0u128;
     for (what, offsets, counts) in
         [("strip", Tag::StripOffsets, Tag::StripByteCounts), ("tile", Tag::TileOffsets, Tag::TileByteCounts)]
     {
         let offsets = dec.find_tag_unsigned_vec::<u64>(offsets).map_err(&err)?.unwrap_or_default();
         let counts = dec.find_tag_unsigned_vec::<u64>(counts).map_err(&err)?.unwrap_or_default();
+        held += counts.iter().map(|&n| u128::from(n)).sum::<u128>();
         for (i, (&o, &n)) in offsets.iter().zip(&counts).enumerate() {
             if o.checked_add(n).is_none_or(|end| end > file_len) {
                 return Err(IoError::Decode {
@@ -226,7 +262,22 @@ fn tiff_page<R: std::io::Read + std::io::Seek>(
             }
         }
     }
-    Ok(TiffPage { width, height, channels, samples, kind, planar })
+    // Uncompressed strips or tiles must hold every sample: the decoder would fill the
+    // missing ones with zeros, an image that was never in the file.
+    let compression = dec.find_tag_unsigned::<u16>(Tag::Compression).map_err(&err)?.unwrap_or(1);
+    let page = TiffPage { width, height, channels, samples, kind, planar };
+    if compression == 1 && held < page.raw_bytes() {
+        return Err(IoError::Decode {
+            path: path.to_path_buf(),
+            format: "TIFF",
+            message: format!(
+                "its strips or tiles hold {held} bytes but {width} x {height} pixels of {samples} sample(s) of {} bits need {}; the file is truncated or damaged",
+                kind.bytes() * 8,
+                page.raw_bytes()
+            ),
+        });
+    }
+    Ok(page)
 }
 
 /// Refuses a stack whose decoding would need more than `budget` bytes: every page's

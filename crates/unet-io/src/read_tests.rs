@@ -228,3 +228,63 @@ fn strips_past_the_end_of_the_file_are_an_error() {
     let p = write(dir.path(), "short.tif", &full[..2000]);
     assert!(read_image(&p, ColorMode::Gray).is_err());
 }
+
+/// CRC-32 of PNG chunks.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+        }
+    }
+    !c
+}
+
+/// PNGs are checked against the memory as TIFFs are: by the size the header declares,
+/// before decoding; and a PNG larger than the `image` crate's default limit (512 MiB)
+/// is not refused for that alone.
+#[test]
+fn a_png_is_checked_against_the_memory_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = Vec::new();
+    crate::write::encode_png(&mut bytes, 4, 3, png::ColorType::Grayscale, png::BitDepth::Eight, &[9; 12]).unwrap();
+    let p = write(dir.path(), "ok.png", &bytes);
+    assert_eq!(read_png_within(&p, Some(1 << 30)).unwrap().width, 4);
+    // 12 samples + twice 48 bytes of f32.
+    assert!(read_png_within(&p, Some(108)).is_ok());
+    let msg = message(read_png_within(&p, Some(107)).map(|_| ()), &p);
+    assert!(msg.contains("4 x 3 pixels of 1 sample(s) of 8 bits") && msg.contains("crop or split"), "{msg}");
+    // The header says 100000 x 100000 over the same 12 bytes of data.
+    let mut bomb = bytes.clone();
+    bomb[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+    bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+    let crc = crc32(&bomb[12..29]);
+    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    let p = write(dir.path(), "bomb.png", &bomb);
+    let msg = message(read_png_within(&p, Some(8 << 30)).map(|_| ()), &p);
+    assert!(msg.contains("100000 x 100000 pixels") && msg.contains("8192 MiB are available"), "{msg}");
+    // 600 MiB declared against a 1 TiB budget passes the check (the default limit of the
+    // `image` crate, 512 MiB, would refuse it) and fails only where the data runs out.
+    let mut big = bytes;
+    big[16..20].copy_from_slice(&25_000u32.to_be_bytes());
+    big[20..24].copy_from_slice(&25_000u32.to_be_bytes());
+    let crc = crc32(&big[12..29]);
+    big[29..33].copy_from_slice(&crc.to_be_bytes());
+    let p = write(dir.path(), "big.png", &big);
+    let e = read_png_within(&p, Some(1 << 40)).map(|_| ()).unwrap_err();
+    assert!(matches!(e, IoError::Decode { .. }), "{e}");
+    assert!(!e.to_string().contains("limit"), "{e}");
+}
+
+/// Uncompressed strips that hold fewer bytes than the pixels need: refused, not filled
+/// with zeros.
+#[test]
+fn short_uncompressed_strips_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "short.tif", &tiff(&[(gray(8, 8, 8, 1, 10), vec![1; 10])]));
+    let msg = message(read_image(&p, ColorMode::Gray), &p);
+    assert!(msg.contains("hold 10 bytes") && msg.contains("need 64"), "{msg}");
+    let p = write(dir.path(), "full.tif", &tiff(&[(gray(8, 8, 8, 1, 64), vec![1; 64])]));
+    assert_eq!(read_image(&p, ColorMode::Gray).unwrap().data, vec![1.0; 64]);
+}

@@ -55,6 +55,13 @@ impl Cell {
     }
 }
 
+/// Bytes of memory [`generate`] needs at most for one image: its pixel buffers (labels,
+/// depths, intensities, the blurred mask and its passes, the output image and labels),
+/// about 96 bytes per pixel. Check it against the memory available before generating.
+pub fn bytes_needed(p: &SynthParams) -> u128 {
+    96 * p.width as u128 * p.height as u128
+}
+
 /// A generated image with its instance labels (0 = background, cells 1..=n).
 pub struct Synthetic {
     pub image: Image,

@@ -6,6 +6,9 @@ use unet_nn::{Geometry, ModelFile, Padding, UNetConfig};
 use crate::cli::InfoArgs;
 use crate::usage::usage;
 
+/// The most input channels or classes `unet info` describes.
+const MAX_CHANNELS: usize = 1 << 16;
+
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let (config, normalization) = match &args.model {
         Some(path) => {
@@ -13,6 +16,13 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
             (file.config, Some(file.normalization))
         }
         None => {
+            // Beyond these the parameter count does not fit a number (the widest layer
+            // has width * 2^depth <= 65536 channels).
+            for (flag, v) in [("--in-channels", args.in_channels), ("--classes", args.classes)] {
+                if let Some(n) = v.filter(|&n| n > MAX_CHANNELS) {
+                    return usage(format!("{flag} {n}: give at most {MAX_CHANNELS}"));
+                }
+            }
             let d = UNetConfig::default();
             let config = UNetConfig {
                 depth: args.depth.unwrap_or(d.depth),

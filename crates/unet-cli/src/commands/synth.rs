@@ -31,6 +31,17 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         return usage("--size must be at least 32 32");
     }
     let params = SynthParams { width: w, height: h, bit_depth: args.bit_depth, ..SynthParams::default() };
+    let needed = unet_synth::bytes_needed(&params);
+    if let Some(available) = unet_io::available_memory_bytes()
+        && needed > u128::from(available)
+    {
+        anyhow::bail!(
+            "{}: {w} x {h} images need about {} MiB of memory but {} MiB are available; choose a smaller --size",
+            args.out.display(),
+            needed >> 20,
+            available >> 20
+        );
+    }
     let cells = write_set(&args.out, args.n, &params, args.seed, args.force)?;
     println!("{} image(s) with {cells} cells in {}", args.n, args.out.display());
     Ok(())
