@@ -42,12 +42,14 @@ pub enum Command {
     Bench(BenchArgs),
     /// Score predictions against ground truth (ISBI 2012 and cell tracking metrics).
     Eval(EvalArgs),
+    /// List the trained models built into unet (use their names with --model).
+    Models(ModelsArgs),
 }
 
 /// Arguments of `unet info`.
 #[derive(Args, Debug)]
 pub struct InfoArgs {
-    /// A model file; its stored config is described.
+    /// A model file or a built-in model's name; its stored config is described.
     #[arg(long, conflicts_with_all = ["depth", "width", "in_channels", "classes", "padding"])]
     pub model: Option<PathBuf>,
     /// Number of poolings.
@@ -148,7 +150,7 @@ pub enum SaveProbs {
 /// Arguments of `unet predict`.
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// The model file (from `unet train`).
+    /// The model: a file from `unet train`, or a built-in model's name (`unet models`).
     #[arg(long)]
     pub model: PathBuf,
     /// Images, folders of images or multi-page TIFF stacks.
@@ -262,6 +264,14 @@ pub struct TrainArgs {
     /// continue with --resume).
     #[arg(long, value_name = "MINUTES")]
     pub time_limit: Option<f64>,
+}
+
+/// Arguments of `unet models`.
+#[derive(Args, Debug)]
+pub struct ModelsArgs {
+    /// Print the model card (data, licence, recipe, scores) of this built-in model.
+    #[arg(long, value_name = "NAME")]
+    pub card: Option<String>,
 }
 
 /// Arguments of `unet weights`.

@@ -562,7 +562,15 @@ fn input_paths(c: &mut Corpus) {
         "predict-memory-nan",
         2,
         args!["predict", "--model", model, img, "--out", d.join("out"), "--memory-mb", "NaN"],
-        &["memory"],
+        &["--memory-mb NaN", "positive"],
+        vec![d.join("out")],
+    );
+    let d = c.dir("predict-memory-too-small");
+    c.add(
+        "predict-memory-too-small",
+        2,
+        args!["predict", "--model", model, img, "--out", d.join("out"), "--memory-mb", "1e-9"],
+        &["no tile fits the memory budget", "--memory-mb"],
         vec![d.join("out")],
     );
     let d = c.dir("predict-tile-0");

@@ -42,17 +42,9 @@ pub fn estimate_tile_memory_mb(config: &UNetConfig, tile: usize, batch: usize) -
     (peak * batch * 4) as f64 / 1e6
 }
 
-/// Memory available to this process (MB): `MemAvailable` from /proc/meminfo, or 4096 when
-/// it cannot be read.
+/// Memory available to this process (MiB): `MemAvailable`, lowered to the room left under
+/// the process's cgroup memory limit ([`unet_io::available_memory_bytes`]), or 4096 where
+/// the system does not say.
 pub fn available_memory_mb() -> f64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(4096.0)
+    unet_io::available_memory_bytes().map_or(4096.0, |b| b as f64 / (1u64 << 20) as f64)
 }

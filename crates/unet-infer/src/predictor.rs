@@ -68,7 +68,7 @@ impl<B: UnetBackend> Predictor<B> {
                     .max();
                 fits.ok_or_else(|| {
                     InferError::Tile(format!(
-                        "no tile fits the memory budget of {budget:.0} MB (the smallest, {smallest}, needs {:.0} MB); raise --memory-mb",
+                        "no tile fits the memory budget of {budget:.0} MB (the smallest, {smallest}, needs {:.0} MB); raise the budget or free memory",
                         estimate_tile_memory_mb(&config, smallest, batch)
                     ))
                 })?

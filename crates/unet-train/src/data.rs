@@ -50,6 +50,21 @@ pub fn label_cells(label: &Label, mode: LabelMode, path: &Path) -> Result<Vec<u3
     Ok(separate_touching(&instances(&label.data, w, h, is_instance), w, h))
 }
 
+/// A labelled image from memory (say, numpy arrays or images made by a program): the
+/// label read as the mode says, checked against the image's size. `name` names it in
+/// messages.
+pub fn labelled(name: &str, image: Image, label: &Label, mode: LabelMode) -> Result<LabelledImage> {
+    if image.size() != label.size() {
+        return Err(TrainError::Data(format!(
+            "{name}: the image is {:?} but its label is {:?}; give a label of the image's size",
+            image.size(),
+            label.size()
+        )));
+    }
+    let cells = label_cells(label, mode, Path::new(name))?;
+    Ok(LabelledImage { name: name.to_string(), path: name.into(), image, cells })
+}
+
 /// Reads and pairs a folder of images with a folder of labels (all pages of stacks).
 pub fn load_labelled(images: &Path, labels: &Path, mode: LabelMode) -> Result<Vec<LabelledImage>> {
     let mut out = Vec::new();

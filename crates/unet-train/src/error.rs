@@ -20,12 +20,12 @@ pub enum TrainError {
     #[error("invalid settings: {}", .0.join("; "))]
     Config(Vec<String>),
     /// The loss became NaN or infinite: the weights diverged (the inputs are checked
-    /// when the images are read, so the learning rate is the cause).
+    /// when the images are prepared, so the learning rate is the cause).
     #[error("the loss became {value} at step {step} at learning rate {lr:e}: the weights diverged; {}", match checkpoint {
-        Some(s) => format!("the last good checkpoint (step {s}) is kept in {}: lower the learning rate and resume from it", run.display()),
-        None => format!("no checkpoint had been written to {} yet: lower the learning rate and start again", run.display()),
+        Some((s, path)) => format!("the last good checkpoint (step {s}) is kept in {}: lower the learning rate and resume from it", path.display()),
+        None => "no checkpoint had been written yet: lower the learning rate and start again".to_string(),
     })]
-    NotFinite { step: u64, value: f32, lr: f64, run: PathBuf, checkpoint: Option<u64> },
+    NotFinite { step: u64, value: f32, lr: f64, checkpoint: Option<(u64, PathBuf)> },
     /// A new run in a folder that holds files.
     #[error("{path}: {what}; resume the run in it, choose another folder, or force a new run to replace its files")]
     RunFolder { path: PathBuf, what: &'static str },

@@ -11,9 +11,12 @@ pub mod error;
 pub mod loss;
 pub mod optim;
 pub mod sampling;
+pub mod session;
 pub mod trainer;
 pub mod weights;
 
+pub use augment::AugmentConfig;
 pub use config::{LabelMode, NormMode, TrainConfig};
 pub use error::{Result, TrainError};
-pub use trainer::{Progress, RunOptions, StopReason, Summary, Validation, train};
+pub use session::{Observer, Quiet, Session, StepOutcome, StopControl};
+pub use trainer::{Progress, RunFiles, RunFolder, RunOptions, StopReason, Summary, Validation, train};

@@ -1,28 +1,21 @@
-//! The training loop: one tile per step (the paper's large-tile, batch-1 regime), samples
-//! prepared by a worker thread while the step computes, periodic validation by
-//! overlap-tile prediction, `metrics.csv`, checkpoints, `best`/`last` model files, resume.
+//! Training from folders into a run folder: the types a run reports ([`Progress`],
+//! [`Validation`], [`Summary`]), validation by overlap-tile prediction and the ISBI
+//! protocol, the tile choice, and [`RunFolder`], the observer that keeps `config.toml`,
+//! `metrics.csv`, `curves.png`, checkpoints and the `best`/`last` model files of a
+//! [`Session`]. [`train`] puts them together, as `unet train` runs.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use burn::backend::Autodiff;
-use burn::module::AutodiffModule;
-use burn::optim::GradientsParams;
-use burn::tensor::backend::Backend;
-use burn::tensor::{ElementConversion, Tensor, TensorData};
 use unet_infer::{Predictor, PredictorOptions};
 use unet_metrics::{IsbiOptions, Plane, SliceInput, evaluate_stack};
-use unet_nn::{Geometry, ModelFile, Normalization, UNet, UNetConfig, UnetBackend};
+use unet_nn::{Geometry, Normalization, UNet, UNetConfig, UnetBackend};
 
-use crate::checkpoint;
 use crate::config::TrainConfig;
-use crate::data::{LabelledImage, load_labelled, prepare};
+use crate::data::{LabelledImage, load_labelled};
 use crate::error::{Result, TrainError};
-use crate::loss::weighted_cross_entropy;
-use crate::optim::Optimizer;
-use crate::sampling::{Sample, TrainImage, draw_sample, step_rng};
+use crate::session::{Observer, Session, StopControl};
 
 /// Validation scores at one step: each the best over the thresholds 0, 0.1, ..., 1 (one
 /// threshold for the whole validation stack), as `unet eval` and the ISBI challenge score.
@@ -39,11 +32,17 @@ pub struct Validation {
 /// What the loop reports after each step.
 #[derive(Debug, Clone)]
 pub struct Progress {
+    /// Steps done.
     pub step: u64,
+    /// Steps in the schedule.
     pub steps: u64,
     pub loss: f32,
     pub lr: f64,
     pub validation: Option<Validation>,
+    /// The validation is the best so far.
+    pub improved: bool,
+    /// The run ends (or stops) after this step.
+    pub last: bool,
 }
 
 /// The outcome of a run (of this call, when it resumed one).
@@ -110,25 +109,6 @@ pub fn choose_tile(cfg: &TrainConfig, net: &UNetConfig, max_side: usize) -> Resu
         }
     }
     Ok(best)
-}
-
-fn to_tensors<B: Backend>(
-    s: &Sample,
-    c: usize,
-    tile: usize,
-    out: usize,
-    classes: usize,
-    device: &B::Device,
-) -> (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>) {
-    let x = Tensor::from_data(TensorData::new(s.input.clone(), [1, c, tile, tile]), device);
-    let n = out * out;
-    let mut onehot = vec![0f32; classes * n];
-    for (i, &k) in s.classes.iter().enumerate() {
-        onehot[(k as usize).min(classes - 1) * n + i] = 1.0;
-    }
-    let y = Tensor::from_data(TensorData::new(onehot, [1, classes, out, out]), device);
-    let w = Tensor::from_data(TensorData::new(s.weights.clone(), [1, 1, out, out]), device);
-    (x, y, w)
 }
 
 /// Scores a model on validation images: overlap-tile prediction, then the ISBI protocol
@@ -216,7 +196,118 @@ pub struct RunOptions {
     pub time_limit: Option<std::time::Duration>,
 }
 
-/// Trains as configured into the folder `run` (see [`RunOptions`] for an existing one).
+/// The run folder as an observer of a [`Session`]: `config.toml` (the resolved settings,
+/// with absolute paths), `metrics.csv` (10-step loss means, validations), `curves.png`,
+/// `checkpoint.safetensors` and `last.safetensors` at every checkpoint, `best.safetensors`
+/// at every better validation.
+pub struct RunFolder<'a> {
+    files: RunFiles,
+    csv: std::fs::File,
+    window: (f64, u64, Instant),
+    report: &'a mut dyn FnMut(&Progress),
+}
+
+impl<'a> RunFolder<'a> {
+    /// Opens `dir` for a session: a new run needs an empty or missing folder unless
+    /// `opts.force` (then the files of an earlier run are removed); on resume the
+    /// session continues from the folder's checkpoint and `metrics.csv` keeps its rows up
+    /// to that step. `report` is called after every step.
+    pub fn open<B: UnetBackend>(
+        dir: &Path,
+        opts: &RunOptions,
+        session: &mut Session<B>,
+        report: &'a mut dyn FnMut(&Progress),
+    ) -> Result<Self> {
+        let files = RunFiles { dir: dir.to_path_buf() };
+        let steps = session.config().steps;
+        let mut rows = Vec::new();
+        if opts.resume {
+            session.restore(&files.checkpoint())?;
+            let start = session.steps_done();
+            if start >= steps {
+                return Err(TrainError::Data(format!(
+                    "{}: the run is at step {start} already, and it is set to {steps} steps; raise the number of \
+                     steps to train on",
+                    dir.display()
+                )));
+            }
+            rows = truncate_csv(&files.metrics(), start);
+            tracing::info!("resuming at step {start}");
+        } else {
+            check_new_run_folder(dir, opts.force)?;
+        }
+        let write_err =
+            |path: &Path, e: std::io::Error| TrainError::Write { path: path.to_path_buf(), message: e.to_string() };
+        std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e))?;
+        if !opts.resume {
+            // A forced new run: no file of an earlier run may pass for this one's.
+            for f in [files.checkpoint(), files.best(), files.last(), files.curves()] {
+                if f.exists() {
+                    std::fs::remove_file(&f).map_err(|e| write_err(&f, e))?;
+                }
+            }
+        }
+        write_text(&files.config(), &session.config().with_absolute_paths().to_toml())?;
+        let path = files.metrics();
+        let mut csv = std::fs::File::create(&path).map_err(|e| write_err(&path, e))?;
+        let mut text = format!("{CSV_HEADER}\n");
+        for r in &rows {
+            text.push_str(r);
+            text.push('\n');
+        }
+        csv.write_all(text.as_bytes()).map_err(|e| write_err(&path, e))?;
+        Ok(RunFolder { files, csv, window: (0.0, 0, Instant::now()), report })
+    }
+
+    /// The folder's files.
+    pub fn files(&self) -> &RunFiles {
+        &self.files
+    }
+}
+
+impl<B: UnetBackend> Observer<B> for RunFolder<'_> {
+    fn step(&mut self, session: &Session<B>, p: &Progress) -> Result<()> {
+        if p.improved {
+            session.model_file().save(&self.files.best(), true)?;
+        }
+        self.window.0 += p.loss as f64;
+        self.window.1 += 1;
+        let log_every = session.config().log_every.max(1);
+        if p.step.is_multiple_of(log_every) || p.validation.is_some() || p.last {
+            let (sum, n, t) = self.window;
+            let sps = n as f64 / t.elapsed().as_secs_f64().max(1e-9);
+            let line = csv_line(p.step, (sum / n.max(1) as f64) as f32, p.lr, sps, p.validation);
+            writeln!(self.csv, "{line}")
+                .map_err(|e| TrainError::Write { path: self.files.metrics(), message: e.to_string() })?;
+            self.window = (0.0, 0, Instant::now());
+            if p.validation.is_some() || p.last {
+                crate::curves::write_curves(&self.files.metrics(), &self.files.curves())
+                    .map_err(|message| TrainError::Write { path: self.files.curves(), message })?;
+            }
+        }
+        (self.report)(p);
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, session: &mut Session<B>) -> Result<()> {
+        session.save_checkpoint(&self.files.checkpoint())?;
+        session.model_file().save(&self.files.last(), true)?;
+        Ok(())
+    }
+}
+
+/// A new run may not mix its files with another run's or the user's.
+fn check_new_run_folder(dir: &Path, force: bool) -> Result<()> {
+    if !force && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+        let what = if dir.join("checkpoint.safetensors").exists() { "holds a run already" } else { "is not empty" };
+        return Err(TrainError::RunFolder { path: dir.to_path_buf(), what });
+    }
+    Ok(())
+}
+
+/// Trains as configured into the folder `run` (see [`RunOptions`] for an existing one):
+/// reads the images and labels of the configured folders, runs a [`Session`] with a
+/// [`RunFolder`], calls `report` after every step.
 pub fn train<B: UnetBackend>(
     cfg: &TrainConfig,
     run: &Path,
@@ -224,16 +315,12 @@ pub fn train<B: UnetBackend>(
     device: B::Device,
     report: &mut dyn FnMut(&Progress),
 ) -> Result<Summary> {
-    type AD<B> = Autodiff<B>;
-    let files = RunFiles { dir: run.to_path_buf() };
     let problems = cfg.problems();
     if !problems.is_empty() {
         return Err(TrainError::Config(problems));
     }
-    let resume = opts.resume;
-    if !resume && !opts.force && std::fs::read_dir(run).is_ok_and(|mut d| d.next().is_some()) {
-        let what = if files.checkpoint().exists() { "holds a run already" } else { "is not empty" };
-        return Err(TrainError::RunFolder { path: run.to_path_buf(), what });
+    if !opts.resume {
+        check_new_run_folder(run, opts.force)?;
     }
     let set = load_labelled(&cfg.images, &cfg.labels, cfg.label_mode)?;
     let val = match (&cfg.val_images, &cfg.val_labels) {
@@ -241,183 +328,11 @@ pub fn train<B: UnetBackend>(
         (None, None) => Vec::new(),
         _ => return Err(TrainError::Data("give both validation images and labels, or neither".into())),
     };
-    let (images, normalization, class_weight) = prepare(&set, &cfg.weights, cfg.normalization)?;
-    tracing::info!(
-        "{} training image(s), class weights {:?}, {} validation image(s)",
-        images.len(),
-        class_weight,
-        val.len()
-    );
-    let in_channels = images[0].channels;
-    let net = cfg.net(in_channels);
-    net.validate()?;
-    let max_side = images.iter().map(|i| i.width.max(i.height)).max().unwrap_or(1);
-    let tile = choose_tile(cfg, &net, max_side)?;
-    let out = Geometry::of(&net).output(tile)?;
-    tracing::info!("tile {tile} -> {out}, {} parameters", net.parameter_count());
-
-    let mut opt = Optimizer::<AD<B>>::new(cfg.optimizer, cfg.momentum, cfg.weight_decay);
-    let mut model: UNet<AD<B>> = net.init(cfg.seed, &device)?;
-    let (mut start, mut best) = (0u64, None::<f64>);
-    let mut csv_rows = Vec::new();
-    if resume {
-        let r = checkpoint::load::<AD<B>>(&files.checkpoint(), &mut opt, &device)?;
-        model = model
-            .load_named_tensors(&r.model_tensors)
-            .map_err(|m| TrainError::Checkpoint { path: files.checkpoint(), message: m })?;
-        start = r.step;
-        best = r.best;
-        if start >= cfg.steps {
-            return Err(TrainError::Data(format!(
-                "{}: the run is at step {start} already, and it is set to {} steps; raise the number of steps to \
-                 train on",
-                run.display(),
-                cfg.steps
-            )));
-        }
-        csv_rows = truncate_csv(&files.metrics(), start);
-        tracing::info!("resuming at step {start}");
-    }
-    std::fs::create_dir_all(run).map_err(|e| TrainError::Write { path: run.to_path_buf(), message: e.to_string() })?;
-    if !resume {
-        // A forced new run: no file of an earlier run may pass for this one's.
-        for f in [files.checkpoint(), files.best(), files.last(), files.curves()] {
-            if f.exists() {
-                std::fs::remove_file(&f).map_err(|e| TrainError::Write { path: f.clone(), message: e.to_string() })?;
-            }
-        }
-    }
-    // Absolute paths, so that the run resumes from any working directory.
-    let config_toml = cfg.with_absolute_paths().to_toml();
-    write_text(&files.config(), &config_toml)?;
-    let mut csv = {
-        let path = files.metrics();
-        let mut f = std::fs::File::create(&path)
-            .map_err(|e| TrainError::Write { path: path.clone(), message: e.to_string() })?;
-        let mut text = format!("{CSV_HEADER}\n");
-        for r in &csv_rows {
-            text.push_str(r);
-            text.push('\n');
-        }
-        f.write_all(text.as_bytes()).map_err(|e| TrainError::Write { path: path.clone(), message: e.to_string() })?;
-        f
-    };
-
-    // The worker prepares the samples of the coming steps while the current one computes.
-    let (tx, rx) = sync_channel::<Sample>(2);
-    let worker = {
-        let images: Vec<TrainImage> = images;
-        let aug = cfg.augment.clone();
-        let (seed, steps) = (cfg.seed, cfg.steps);
-        std::thread::spawn(move || {
-            for step in start..steps {
-                let mut rng = step_rng(seed, step, 0);
-                if tx.send(draw_sample(&images, tile, out, &aug, &mut rng)).is_err() {
-                    break;
-                }
-            }
-        })
-    };
-
-    let save_model = |model: &UNet<AD<B>>, path: &Path, step: u64| -> Result<()> {
-        let mut f = ModelFile::from_model(&model.valid(), &net, normalization);
-        f.info.insert("steps".into(), step.to_string());
-        f.info.insert("tile".into(), tile.to_string());
-        f.info.insert("seed".into(), cfg.seed.to_string());
-        f.save(path, true).map_err(TrainError::from)
-    };
-
-    let t0 = Instant::now();
-    let (mut first_loss, mut last_loss) = (f32::NAN, f32::NAN);
-    let (mut window_loss, mut window_n, mut window_t) = (0.0f64, 0u64, Instant::now());
-    let mut last_validation = None;
-    let (mut saved, mut stopped, mut end) = (resume.then_some(start), None, start);
-    for step in start..cfg.steps {
-        let sample = match rx.recv() {
-            Ok(s) => s,
-            Err(_) => {
-                // The worker ended early: it panicked; report its message.
-                let cause = match worker.join() {
-                    Err(p) => p
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown cause".into()),
-                    Ok(()) => "it ended early".into(),
-                };
-                return Err(TrainError::Data(format!("the data worker stopped at step {step}: {cause}")));
-            }
-        };
-        let (x, y, w) = to_tensors::<AD<B>>(&sample, in_channels, tile, out, net.classes, &device);
-        let mut drop_rng = step_rng(cfg.seed, step, 1);
-        let logits = model.forward_train(x, &mut drop_rng);
-        let loss = weighted_cross_entropy(logits, y, w);
-        let value: f32 = loss.clone().into_scalar().elem();
-        let lr = cfg.schedule.lr(cfg.lr, step, cfg.steps);
-        if !value.is_finite() {
-            drop(rx);
-            let _ = worker.join();
-            return Err(TrainError::NotFinite { step, value, lr, run: run.to_path_buf(), checkpoint: saved });
-        }
-        if first_loss.is_nan() {
-            first_loss = value;
-        }
-        last_loss = value;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = opt.step(lr, model, grads);
-        let done = step + 1;
-        end = done;
-        window_loss += value as f64;
-        window_n += 1;
-        stopped = if opts.stop.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed)) {
-            Some(StopReason::Requested)
-        } else if opts.time_limit.is_some_and(|l| t0.elapsed() >= l) {
-            Some(StopReason::TimeLimit)
-        } else {
-            None
-        };
-        let last = done == cfg.steps || stopped.is_some();
-        let mut validation = None;
-        if !val.is_empty() && (done % cfg.validate_every.max(1) == 0 || last) {
-            let v = validate::<B>(model.valid(), &net, normalization, tile, &val, &device)?;
-            if best.is_none_or(|b| v.v_rand > b) {
-                best = Some(v.v_rand);
-                save_model(&model, &files.best(), done)?;
-            }
-            validation = Some(v);
-            last_validation = Some(v);
-        }
-        if done % cfg.log_every.max(1) == 0 || validation.is_some() || last {
-            let sps = window_n as f64 / window_t.elapsed().as_secs_f64().max(1e-9);
-            let line = csv_line(done, (window_loss / window_n.max(1) as f64) as f32, lr, sps, validation);
-            writeln!(csv, "{line}").map_err(|e| TrainError::Write { path: files.metrics(), message: e.to_string() })?;
-            (window_loss, window_n, window_t) = (0.0, 0, Instant::now());
-            if validation.is_some() || last {
-                crate::curves::write_curves(&files.metrics(), &files.curves())
-                    .map_err(|message| TrainError::Write { path: files.curves(), message })?;
-            }
-        }
-        if done % cfg.checkpoint_every.max(1) == 0 || last {
-            checkpoint::save(&files.checkpoint(), &model, &opt, done, best, &config_toml)?;
-            save_model(&model, &files.last(), done)?;
-            saved = Some(done);
-        }
-        report(&Progress { step: done, steps: cfg.steps, loss: value, lr, validation });
-        if stopped.is_some() {
-            break;
-        }
-    }
-    drop(rx);
-    let _ = worker.join();
-    Ok(Summary {
-        start_step: start,
-        steps: end,
-        first_loss,
-        final_loss: last_loss,
-        seconds: t0.elapsed().as_secs_f64(),
-        tile,
-        last_validation,
-        best_model: files.best().exists().then(|| files.best()),
-        stopped,
-    })
+    let mut session = Session::<B>::new(cfg, &set, val, device)?;
+    drop(set);
+    let mut folder = RunFolder::open(run, opts, &mut session, report)?;
+    let control = StopControl { stop: opts.stop.clone(), time_limit: opts.time_limit };
+    let mut summary = session.fit(&mut folder, &control)?;
+    summary.best_model = folder.files().best().exists().then(|| folder.files().best());
+    Ok(summary)
 }

@@ -168,7 +168,7 @@ fn bad_input_is_a_clear_error() {
     wild.lr = 1e300; // overflows f32: the weights become infinite
     wild.checkpoint_every = 1;
     match train::<CpuBackend>(&wild, &dir.path().join("r3"), &RunOptions::default(), Default::default(), noop) {
-        Err(e @ TrainError::NotFinite { step, checkpoint: Some(saved), .. }) => {
+        Err(e @ TrainError::NotFinite { step, checkpoint: Some((saved, _)), .. }) => {
             assert!(step > 0 && saved == step, "stopped at {step}, checkpoint {saved}");
             assert!(dir.path().join("r3/checkpoint.safetensors").exists());
             assert!(e.to_string().contains(&format!("last good checkpoint (step {saved})")), "{e}");
@@ -280,4 +280,57 @@ fn a_blank_image_trains_without_amplified_noise_and_outliers_are_refused() {
             .unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("0.png") && msg.contains("clip them"), "{msg}");
+}
+
+#[test]
+fn sessions_train_from_memory_step_by_step_as_fit_does() {
+    use unet_train::data::labelled;
+    use unet_train::{LabelMode, Observer, Progress, Session, StopControl};
+    // Two in-memory pairs: bright discs, binary labels.
+    let pairs: Vec<(Image, Label)> = (0..2)
+        .map(|k| {
+            let n = 48;
+            let (mut img, mut lab) = (vec![50f32; n * n], vec![0u32; n * n]);
+            for i in 0..n * n {
+                let (x, y) = ((i % n) as f64, (i / n) as f64);
+                if (x - 16.0 - 8.0 * k as f64).powi(2) + (y - 24.0).powi(2) < 60.0 {
+                    (img[i], lab[i]) = (200.0, 1);
+                }
+            }
+            (Image::gray(n, n, SampleKind::U8, img), Label { width: n, height: n, data: lab })
+        })
+        .collect();
+    let set: Vec<_> = pairs
+        .iter()
+        .enumerate()
+        .map(|(k, (i, l))| labelled(&format!("m{k}"), i.clone(), l, LabelMode::Auto).unwrap())
+        .collect();
+    let cfg = TrainConfig { steps: 6, width: 4, depth: 2, checkpoint_every: 2, seed: 5, ..TrainConfig::default() };
+    // A custom loop of step() calls...
+    let mut a = Session::<CpuBackend>::new(&cfg, &set, Vec::new(), Default::default()).unwrap();
+    let losses: Vec<f32> = (0..6).map(|_| a.step().unwrap().loss).collect();
+    assert_eq!(a.steps_done(), 6);
+    // ... equals fit() with an observer, which sees every step and every checkpoint.
+    struct Count(Vec<f32>, u32);
+    impl Observer<CpuBackend> for Count {
+        fn step(&mut self, _: &Session<CpuBackend>, p: &Progress) -> unet_train::Result<()> {
+            self.0.push(p.loss);
+            Ok(())
+        }
+        fn checkpoint(&mut self, _: &mut Session<CpuBackend>) -> unet_train::Result<()> {
+            self.1 += 1;
+            Ok(())
+        }
+    }
+    let mut b = Session::<CpuBackend>::new(&cfg, &set, Vec::new(), Default::default()).unwrap();
+    let mut seen = Count(Vec::new(), 0);
+    let s = b.fit(&mut seen, &StopControl::default()).unwrap();
+    assert_eq!((s.start_step, s.steps), (0, 6));
+    assert_eq!(seen.0, losses, "fit and step() give the same losses");
+    assert_eq!(seen.1, 3, "checkpoints at steps 2, 4, 6");
+    assert!(a.model_file().tensors == b.model_file().tensors, "same weights");
+    // A label of another size is a clear error naming the image.
+    let e = labelled("odd", pairs[0].0.clone(), &Label { width: 3, height: 3, data: vec![0; 9] }, LabelMode::Auto)
+        .unwrap_err();
+    assert!(e.to_string().contains("odd") && e.to_string().contains("(48, 48)"), "{e}");
 }

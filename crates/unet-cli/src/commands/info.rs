@@ -1,7 +1,7 @@
 //! `unet info`: what a network is (parameters, border, output size, valid tiles).
 
 use anyhow::Context;
-use unet_nn::{Geometry, ModelFile, Padding, UNetConfig};
+use unet_nn::{Geometry, Padding, UNetConfig};
 
 use crate::cli::InfoArgs;
 use crate::usage::usage;
@@ -12,7 +12,7 @@ const MAX_CHANNELS: usize = 1 << 16;
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let (config, normalization) = match &args.model {
         Some(path) => {
-            let file = ModelFile::load(path).with_context(|| "cannot describe the model".to_string())?;
+            let file = crate::commands::models::load_model(path).context("cannot describe the model")?;
             (file.config, Some(file.normalization))
         }
         None => {

@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod eval;
 mod info;
+pub mod models;
 mod predict;
 mod synth;
 mod train;
@@ -24,5 +25,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Augment(args) => augment::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Models(args) => models::run(args),
     }
 }

@@ -330,7 +330,8 @@ impl DeviceJob for PredictJob {
         let predictor = match Predictor::new(net, model.config.clone(), model.normalization, device, &opts) {
             Ok(p) => p,
             Err(e @ unet_infer::InferError::Nn(_)) | Err(e @ unet_infer::InferError::Tile(_)) => {
-                return usage(format!("{e} (--tile)"));
+                let flag = if args.tile.is_some() { "--tile" } else { "--memory-mb" };
+                return usage(format!("{e} ({flag})"));
             }
             Err(e) => return Err(e.into()),
         };
@@ -459,7 +460,12 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     {
         return usage("--split-touching must be in (0, 1)");
     }
-    let model = ModelFile::load(&args.model).with_context(|| "cannot load the model")?;
+    if let Some(m) = args.memory_mb
+        && !(m.is_finite() && m > 0.0)
+    {
+        return usage(format!("--memory-mb {m}: give a positive number of MB"));
+    }
+    let model = crate::commands::models::load_model(&args.model)?;
     check_finite(&model, &args.model)?;
     let inputs = inputs(&args.inputs)?;
     check_inputs_survive(&inputs, &args.out)?;
