@@ -42,7 +42,7 @@ width = 4
 depth = 2
 steps = $STEPS
 checkpoint_every = $CHECKPOINT_EVERY
-log_every = 10
+log_every = 1
 seed = 5
 EOF
 # An array, not a function: `cmd &` of a function forks a shell whose child the kills
@@ -58,9 +58,14 @@ t0=$(now)
 reference_s=$(elapsed "$t0")
 echo "uninterrupted run: $reference_s s"
 
-# Kill points: uniform in [0.2 s, 0.2 s + reference / KILLS], so that the kills fall all
-# over the run (startup, steps, checkpoint writes) and KILLS of them happen before it ends.
-span_ms=$(awk -v t="$reference_s" -v k="$KILLS" 'BEGIN { printf "%d", 1000 * t / k }')
+# Kill points: KILLS steps drawn at random, in order. The run logs every step to
+# metrics.csv; once it has logged the target step, the signal follows after a random
+# 0-2 step times, so kills land inside steps, checkpoint writes and startups (a resumed
+# run that is already past the next target is hit while it starts).
+targets=($(for _ in $(seq "$KILLS"); do echo $((RANDOM % (STEPS - 1) + 1)); done | sort -n))
+step_ms=$(awk -v t="$reference_s" -v n="$STEPS" 'BEGIN { printf "%d", 1000 * t / n }')
+last_step() { tail -n 1 "$run/metrics.csv" 2>/dev/null | cut -d, -f1; }
+alive() { local state; state=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) && [[ $state != Z ]]; }
 run=$WORK/killed
 kills=0 sigkills=0 sigterms=0 fresh=0 resumes=0 attempts=0
 t0=$(now)
@@ -75,10 +80,18 @@ while :; do
         "${TRAIN[@]}" --config "$WORK/config.toml" --out "$run" --force >>"$WORK/killed.log" 2>&1 &
     fi
     pid=$!
+    sig=none
     if ((kills < KILLS)); then
-        delay=$(awk -v r="$RANDOM" -v s="$span_ms" 'BEGIN { printf "%.3f", 0.2 + (r / 32767) * s / 1000 }')
+        target=${targets[$kills]}
+        while alive "$pid"; do
+            s=$(last_step)
+            if [[ $s =~ ^[0-9]+$ ]] && ((s >= target)); then break; fi
+            sleep 0.02
+        done
+        delay=$(awk -v r="$RANDOM" -v s="$step_ms" 'BEGIN { printf "%.3f", 2 * (r / 32767) * s / 1000 }')
         sleep "$delay"
         if ((RANDOM % 2)); then sig=KILL; else sig=TERM; fi
+        at=$(last_step)
         kill -s "$sig" "$pid" 2>/dev/null || true
     fi
     rc=0
@@ -88,7 +101,7 @@ while :; do
         137 | 143) # killed, or stopped with a checkpoint
             kills=$((kills + 1))
             if ((rc == 137)); then sigkills=$((sigkills + 1)); else sigterms=$((sigterms + 1)); fi
-            echo "kill $kills: SIG$sig after $delay s" >>"$WORK/killed.log" ;;
+            echo "kill $kills: SIG$sig at logged step ${at:-none} (target $target, +$delay s), exit $rc" >>"$WORK/killed.log" ;;
         *)
             echo "attempt $attempts ended with exit status $rc:"; tail -5 "$WORK/killed.log"; exit 1 ;;
     esac
@@ -98,6 +111,7 @@ while :; do
 done
 killed_s=$(elapsed "$t0")
 echo "interrupted run: $kills kills ($sigkills SIGKILL, $sigterms SIGTERM), $resumes resumes, $fresh fresh starts, $killed_s s"
+grep '^kill ' "$WORK/killed.log" | sed 's/^/  /'
 
 status=0
 for f in last.safetensors checkpoint.safetensors; do

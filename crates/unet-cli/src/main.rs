@@ -40,7 +40,10 @@ fn main() {
     }
     if let Err(err) = commands::run(cli.command) {
         let code = if err.downcast_ref::<usage::UsageError>().is_some() { 2 } else { 1 };
-        eprintln!("error: {}", one_line(&format!("{err:#}")));
+        // The library says what is wrong in its own terms; the flag that fixes it is ours.
+        let exists = err.chain().any(|e| matches!(e.downcast_ref(), Some(unet_io::IoError::Exists { .. })));
+        let hint = if exists { " (pass --force to replace it)" } else { "" };
+        eprintln!("error: {}{hint}", one_line(&format!("{err:#}")));
         std::process::exit(code);
     }
 }

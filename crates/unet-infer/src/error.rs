@@ -10,6 +10,12 @@ pub enum InferError {
     Channels { found: usize, expected: usize, fix: &'static str },
     #[error("{0}")]
     Tile(String),
+    #[error("the image is {width} x {height} pixels; it needs at least one row and one column")]
+    Empty { width: usize, height: usize },
+    #[error(
+        "the image holds {count} NaN or infinite value(s); replace them with finite values (say 0) before predicting"
+    )]
+    NotFinite { count: usize },
     #[error(transparent)]
     Nn(#[from] unet_nn::NnError),
 }

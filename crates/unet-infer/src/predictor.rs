@@ -100,6 +100,13 @@ impl<B: UnetBackend> Predictor<B> {
                 },
             });
         }
+        if image.width == 0 || image.height == 0 {
+            return Err(InferError::Empty { width: image.width, height: image.height });
+        }
+        let bad = image.data.iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            return Err(InferError::NotFinite { count: bad });
+        }
         Ok((0..image.channels)
             .map(|c| {
                 let mut p = image.plane(c).to_vec();

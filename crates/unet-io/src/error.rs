@@ -49,7 +49,7 @@ pub enum IoError {
     LabelValues { path: PathBuf, values: String, expected: String, fix: &'static str },
     #[error("{path}: label has no foreground (all pixels are 0); annotate at least one object or drop the file")]
     EmptyLabel { path: PathBuf },
-    #[error("{path}: exists already; pass --force to replace it")]
+    #[error("{path}: exists already; choose another path, or allow replacing it")]
     Exists { path: PathBuf },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },

@@ -40,3 +40,12 @@ impl Contingency {
         c
     }
 }
+
+/// `sum f(v)` over `counts` in ascending order of the counts: hash maps iterate in an order
+/// that changes from process to process, and a float sum in that order would change the
+/// last bits of a score between two runs on the same input.
+pub(crate) fn ordered_sum<'a>(counts: impl Iterator<Item = &'a u64>, f: impl Fn(u64) -> f64) -> f64 {
+    let mut v: Vec<u64> = counts.copied().collect();
+    v.sort_unstable();
+    v.into_iter().map(f).sum()
+}

@@ -15,6 +15,7 @@ mod overlap;
 mod pixel;
 mod plane;
 mod rand_index;
+mod report;
 mod stack;
 mod variation_of_information;
 mod warping;
@@ -26,6 +27,7 @@ pub use overlap::{AP_IOU_THRESHOLDS, InstanceMatch, dice, instance_match, iou, s
 pub use pixel::PixelStats;
 pub use plane::Plane;
 pub use rand_index::RandStats;
+pub use report::{needs_warping, report};
 pub use stack::{
     IsbiOptions, MAX_THRESHOLDS, MetricRow, SliceInput, SliceMetrics, StackEvaluation, ThresholdError, ThresholdRow,
     check_thresholds, evaluate_slice, evaluate_stack, evaluate_stack_with_progress, isbi_thresholds, metric_names,

@@ -59,12 +59,12 @@ impl Overlaps {
 /// Returns `(sum of J, number of ground-truth objects)`.
 pub fn seg_score(truth: &[u32], pred: &[u32]) -> (f64, usize) {
     let o = Overlaps::new(truth, pred);
-    let mut sum = 0.0;
-    for (&(t, p), &i) in &o.inter {
-        if 2 * i > o.truth_area[&t] {
-            sum += o.iou(t, p, i);
-        }
-    }
+    // Summed in the order of the object ids: the same bits in every run (hash maps
+    // iterate in a different order in every process).
+    let mut matched: Vec<(u32, u32, u64)> =
+        o.inter.iter().filter(|&(&(t, _), &i)| 2 * i > o.truth_area[&t]).map(|(&(t, p), &i)| (t, p, i)).collect();
+    matched.sort_unstable();
+    let sum = matched.iter().map(|&(t, p, i)| o.iou(t, p, i)).sum();
     (sum, o.truth_area.len())
 }
 

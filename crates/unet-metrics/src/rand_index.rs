@@ -9,7 +9,7 @@
 //! mergers), recall = TP / (TP + FN) (hurt by splits), V_Rand = their harmonic mean.
 //! Self-pairs are included (N^2, not N(N-1)).
 
-use crate::contingency::Contingency;
+use crate::contingency::{Contingency, ordered_sum};
 
 /// Pair counts and the scores derived from them (the organisers' `ClassificationStatistics`:
 /// no false positives means precision 1, no false negatives means recall 1).
@@ -34,9 +34,9 @@ impl RandStats {
             p * p
         };
         let border = c.border as f64 / n;
-        let sum_a2: f64 = c.rows.values().map(|&v| sq(v)).sum();
-        let sum_b2: f64 = c.cols.values().map(|&v| sq(v)).sum::<f64>() + border / n;
-        let sum_ab2: f64 = c.joint.values().map(|&v| sq(v)).sum::<f64>() + border / n;
+        let sum_a2: f64 = ordered_sum(c.rows.values(), sq);
+        let sum_b2: f64 = ordered_sum(c.cols.values(), sq) + border / n;
+        let sum_ab2: f64 = ordered_sum(c.joint.values(), sq) + border / n;
         let n2 = n * n;
         let tp = n2 * sum_ab2;
         RandStats { tp, fp: n2 * sum_b2 - tp, fn_: n2 * sum_a2 - tp }

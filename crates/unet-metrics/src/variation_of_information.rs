@@ -8,7 +8,7 @@
 //! precision = `(H(S) - H(S|T)) / H(S)`, recall = `(H(T) - H(T|S)) / H(T)`, with
 //! `H(S) = 0 -> (0, 1)` and then `H(T) = 0 -> (1, 0)`; V_Info = `2 P R / (P + R)`.
 
-use crate::contingency::Contingency;
+use crate::contingency::{Contingency, ordered_sum};
 
 /// V_Info of two label images (0 = background in the truth, 0 = border in the proposal).
 /// Returns 0 when the truth has no foreground.
@@ -23,9 +23,9 @@ pub fn v_info(truth: &[u32], proposal: &[u32]) -> f64 {
         if p > 0.0 { p * p.ln() } else { 0.0 }
     };
     let border = c.border as f64 / n;
-    let sum_a: f64 = c.rows.values().map(|&v| plogp(v)).sum();
-    let sum_b: f64 = c.cols.values().map(|&v| plogp(v)).sum::<f64>() - border * n.ln();
-    let sum_ab: f64 = c.joint.values().map(|&v| plogp(v)).sum::<f64>() - border * n.ln();
+    let sum_a: f64 = ordered_sum(c.rows.values(), plogp);
+    let sum_b: f64 = ordered_sum(c.cols.values(), plogp) - border * n.ln();
+    let sum_ab: f64 = ordered_sum(c.joint.values(), plogp) - border * n.ln();
     let (ha, hb) = (-sum_a, -sum_b);
     let (hab, hba) = (sum_b - sum_ab, sum_a - sum_ab);
     let (mut prec, mut rec) = ((ha - hab) / ha, (hb - hba) / hb);

@@ -43,7 +43,7 @@ use std::time::Duration;
 
 pub use unet_infer::Probabilities;
 pub use unet_io::{ColorMode, Image, Label, SampleKind, read_image, read_label};
-pub use unet_nn::{ModelFile, Normalization, UNetConfig};
+pub use unet_nn::{ModelFile, NnError, Normalization, UNetConfig};
 pub use unet_train::{AugmentConfig, LabelMode, Progress, Session, TrainConfig, Validation};
 
 /// What can go wrong, with a message that names the value and the fix.

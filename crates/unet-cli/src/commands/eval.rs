@@ -220,11 +220,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         None if all_binary => vec![0.0],
         None => isbi_thresholds(0.0, 1.0, 0.1),
     };
-    let opts = IsbiOptions {
-        thresholds,
-        warping: metrics.iter().any(|m| m.contains("warping") || m.contains("splits")),
-        warping_radius: args.warping_radius,
-    };
+    let opts =
+        IsbiOptions { thresholds, warping: unet_metrics::needs_warping(&metrics), warping_radius: args.warping_radius };
     let bar = crate::progress::bar((slices.len() * opts.thresholds.len()) as u64, "evaluating");
     let t0 = std::time::Instant::now();
     let eval = unet_metrics::evaluate_stack_with_progress(&slices, &opts, &|| bar.inc(1));
@@ -242,37 +239,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         println!("best thresholds: {}", best.join(", "));
     }
     if let Some(path) = &args.json {
-        let row = |r: &MetricRow| -> BTreeMap<&str, serde_json::Value> {
-            let mut m: BTreeMap<&str, serde_json::Value> = metrics.iter().map(|k| (*k, value(r, k).into())).collect();
-            if opts.warping {
-                m.insert("defects", serde_json::to_value(r.defects).expect("serialisable"));
-            }
-            m
-        };
-        let images: Vec<serde_json::Value> = names
-            .iter()
-            .zip(&eval.slices)
-            .map(|(n, r)| {
-                let mut v = serde_json::to_value(row(r)).expect("serialisable");
-                v["name"] = n.clone().into();
-                v
-            })
-            .collect();
-        let table: Vec<serde_json::Value> = eval
-            .table
-            .iter()
-            .map(|t| {
-                let mut v = serde_json::to_value(row(&t.metrics)).expect("serialisable");
-                v["threshold"] = t.threshold.into();
-                v
-            })
-            .collect();
-        let doc = serde_json::json!({
-            "images": images,
-            "mean": row(&eval.best),
-            "best_thresholds": metrics.iter().map(|m| (*m, eval.best_thresholds[m])).collect::<BTreeMap<_, _>>(),
-            "thresholds": table,
-        });
+        let doc = unet_metrics::report(&names, &eval, &metrics);
         let text = serde_json::to_string_pretty(&doc)?;
         unet_io::AtomicFile::write_bytes(path, text.as_bytes(), args.force)
             .with_context(|| "cannot write the JSON report")?;
