@@ -64,7 +64,7 @@ echo "uninterrupted run: $reference_s s"
 # run that is already past the next target is hit while it starts).
 targets=($(for _ in $(seq "$KILLS"); do echo $((RANDOM % (STEPS - 1) + 1)); done | sort -n))
 step_ms=$(awk -v t="$reference_s" -v n="$STEPS" 'BEGIN { printf "%d", 1000 * t / n }')
-last_step() { tail -n 1 "$run/metrics.csv" 2>/dev/null | cut -d, -f1; }
+last_step() { tail -n 1 "$run/metrics.csv" 2>/dev/null | cut -d, -f1 || true; }
 alive() { local state; state=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) && [[ $state != Z ]]; }
 run=$WORK/killed
 kills=0 sigkills=0 sigterms=0 fresh=0 resumes=0 attempts=0

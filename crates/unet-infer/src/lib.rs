@@ -6,6 +6,8 @@
 //! whatever the tile size: predictions are tiling-invariant. `same`-padding models use
 //! overlapping tiles blended with a Gaussian window instead.
 
+#![forbid(unsafe_code)]
+
 mod distance;
 mod error;
 mod memory;

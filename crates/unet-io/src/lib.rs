@@ -5,6 +5,8 @@
 //! and label folders by file stem, and writes results atomically (temp file + rename), never
 //! replacing an existing file unless asked to.
 
+#![forbid(unsafe_code)]
+
 mod atomic;
 mod error;
 mod image;

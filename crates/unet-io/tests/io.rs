@@ -150,7 +150,7 @@ fn bad_inputs_give_clear_errors() {
     // 10. existing output without force, and no partial file left behind by a failed write
     let out = d.join("out.png");
     write_image(&out, &[ramp(2, 2, 255.0)], BitDepth::U8, false).unwrap();
-    assert_clear(write_image(&out, &[ramp(2, 2, 255.0)], BitDepth::U8, false), &out, "--force");
+    assert_clear(write_image(&out, &[ramp(2, 2, 255.0)], BitDepth::U8, false), &out, "allow replacing it");
     write_image(&out, &[ramp(3, 3, 255.0)], BitDepth::U8, true).unwrap();
     assert_eq!(read_image(&out, ColorMode::Gray).unwrap().width, 3);
     let float_png = d.join("f.png");

@@ -3,6 +3,8 @@
 //! Both are process-wide, so the tests of this file take a lock and run one at a time
 //! (other test files are other processes).
 #![cfg(target_os = "linux")]
+// setrlimit, signal and umask are libc calls.
+#![allow(unsafe_code)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Mutex;
@@ -25,6 +27,8 @@ fn noise(w: usize, h: usize) -> Image {
 /// Runs `f` with writes limited to files of at most `bytes` bytes (EFBIG beyond, as a full
 /// disk gives ENOSPC), then restores the limit.
 fn with_file_size_limit<T>(bytes: u64, f: impl FnOnce() -> T) -> T {
+    // SAFETY: libc calls with valid pointers to local rlimits; the callers hold PROCESS,
+    // so no other test of this process changes the limits meanwhile.
     unsafe {
         // Without this, exceeding the limit kills the process with SIGXFSZ.
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
@@ -82,6 +86,7 @@ fn outputs_follow_the_umask() {
     let _lock = PROCESS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     for umask in [0o022, 0o027, 0o002] {
+        // SAFETY: umask only swaps the process's mask; PROCESS is held.
         let old = unsafe { libc::umask(umask) };
         let plain = dir.path().join(format!("plain{umask:o}"));
         std::fs::File::create(&plain).unwrap();
@@ -89,6 +94,7 @@ fn outputs_follow_the_umask() {
         write_image(&png, &[noise(4, 4)], BitDepth::U8, false).unwrap();
         let bytes = dir.path().join(format!("b{umask:o}.json"));
         AtomicFile::write_bytes(&bytes, b"{}", false).unwrap();
+        // SAFETY: as above.
         unsafe { libc::umask(old) };
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&plain), 0o666 & !umask);

@@ -119,6 +119,7 @@ pub(crate) fn write_zeros(dst: &mut [MaybeUninit<f32>]) {
 pub(crate) struct SharedMut(pub *mut f32);
 // SAFETY: the kernels write disjoint elements from different bands.
 unsafe impl Send for SharedMut {}
+// SAFETY: as for Send: no two bands touch one element.
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {

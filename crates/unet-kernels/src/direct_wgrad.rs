@@ -78,12 +78,16 @@ pub(crate) unsafe fn accumulate(isa: Isa, b: &Band, acc: &mut [f32]) {
     }
 }
 
+/// # Safety
+/// As [`accumulate`], with AVX-512F present.
 #[target_feature(enable = "avx512f")]
 unsafe fn accumulate_avx512(b: &Band, acc: &mut [f32]) {
     // SAFETY: forwarded.
     unsafe { blocks::<Avx512, 8>(b, acc) }
 }
 
+/// # Safety
+/// As [`accumulate`], with AVX2 and FMA present.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn accumulate_avx2(b: &Band, acc: &mut [f32]) {
     // SAFETY: forwarded.
@@ -114,6 +118,8 @@ struct Avx512;
 struct Avx2;
 
 impl RowTaps for Avx512 {
+    /// # Safety
+    /// As [`RowTaps::row_taps`].
     #[inline(always)]
     unsafe fn row_taps<const OB: usize>(p: Pass) -> [[f32; 3]; OB] {
         // SAFETY: forwarded.
@@ -122,6 +128,8 @@ impl RowTaps for Avx512 {
 }
 
 impl RowTaps for Avx2 {
+    /// # Safety
+    /// As [`RowTaps::row_taps`].
     #[inline(always)]
     unsafe fn row_taps<const OB: usize>(p: Pass) -> [[f32; 3]; OB] {
         // SAFETY: forwarded.
@@ -130,10 +138,14 @@ impl RowTaps for Avx2 {
 }
 
 /// All output channels of the band in blocks of `OB` (then 4, 2, 1 for the rest).
+///
+/// # Safety
+/// The CPU has `S`'s instruction set; every element the band addresses lies in a live
+/// allocation; `acc` holds `9 * ci` taps per output channel.
 #[inline(always)]
 unsafe fn blocks<S: RowTaps, const OB: usize>(b: &Band, acc: &mut [f32]) {
     let mut o = 0;
-    // SAFETY (all calls): forwarded from the caller; each block ends by `co`.
+    // SAFETY: (all calls) forwarded from the caller; each block ends by `co`.
     unsafe {
         while o + OB <= b.co {
             taps::<S, OB>(b, o, acc);
@@ -154,6 +166,9 @@ unsafe fn blocks<S: RowTaps, const OB: usize>(b: &Band, acc: &mut [f32]) {
 }
 
 /// All `9 * ci` taps of output channels `o..o + OB`.
+///
+/// # Safety
+/// As [`blocks`], and `o + OB` is at most the band's output channels.
 #[inline(always)]
 unsafe fn taps<S: RowTaps, const OB: usize>(b: &Band, o: usize, acc: &mut [f32]) {
     let k = 9 * b.ci;
@@ -180,6 +195,9 @@ unsafe fn taps<S: RowTaps, const OB: usize>(b: &Band, o: usize, acc: &mut [f32])
 }
 
 /// [`RowTaps::row_taps`] with AVX-512F: 16 lanes, masked tail.
+///
+/// # Safety
+/// AVX-512F is present; the pass's rows are readable.
 #[target_feature(enable = "avx512f")]
 unsafe fn row_taps_avx512<const OB: usize>(p: Pass) -> [[f32; 3]; OB] {
     let Pass { x, w, dz, dz_plane, dz_row, rows } = p;
@@ -223,6 +241,9 @@ unsafe fn row_taps_avx512<const OB: usize>(p: Pass) -> [[f32; 3]; OB] {
 }
 
 /// [`RowTaps::row_taps`] with AVX2 + FMA: 8 lanes, masked tail.
+///
+/// # Safety
+/// AVX2 and FMA are present; the pass's rows are readable.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row_taps_avx2<const OB: usize>(p: Pass) -> [[f32; 3]; OB] {
     let Pass { x, w, dz, dz_plane, dz_row, rows } = p;

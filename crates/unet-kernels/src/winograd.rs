@@ -162,7 +162,7 @@ fn band(
     let output = |o: usize| {
         let rows: [&[f32]; XI] = std::array::from_fn(|xi| &m[(xi * co + o) * t..][..t]);
         let b = bias.map_or(0.0, |b| b[o]);
-        // SAFETY (in transform_output's writes): channel o of image img, rows 2*t0..2*t1
+        // SAFETY: (in transform_output's writes) channel o of image img, rows 2*t0..2*t1
         // (clipped to the output), written by this band alone.
         let plane = unsafe { dst.ptr().add((img * co + o) * output_dims(d, co).plane()) };
         transform_output(rows, d, t0, t1, b, relu, plane);

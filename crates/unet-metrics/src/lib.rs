@@ -9,6 +9,8 @@
 //! interior, as ISBI: white cells, black membranes); binarisation is `value > threshold`;
 //! segments are the 4-connected components of the foreground.
 
+#![forbid(unsafe_code)]
+
 mod components;
 mod contingency;
 mod overlap;
@@ -23,7 +25,9 @@ mod watershed;
 
 pub use components::{Connectivity, label_components};
 pub use contingency::Contingency;
-pub use overlap::{AP_IOU_THRESHOLDS, InstanceMatch, dice, instance_match, iou, seg_score};
+pub use overlap::{
+    AP_IOU_THRESHOLDS, InstanceMatch, dice, dice_from_counts, instance_match, iou, iou_from_counts, seg_score,
+};
 pub use pixel::PixelStats;
 pub use plane::Plane;
 pub use rand_index::RandStats;

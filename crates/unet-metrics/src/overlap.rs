@@ -6,11 +6,22 @@ use std::collections::HashMap;
 /// IoU thresholds of the AP score: 0.50, 0.55, ..., 0.95.
 pub const AP_IOU_THRESHOLDS: [f64; 10] = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
 
+/// IoU from counts, `intersection / union` (1 when the union is empty): the one definition
+/// behind every IoU of this crate (masks, instances, the pixel scores of a stack).
+pub fn iou_from_counts(intersection: u64, union: u64) -> f64 {
+    if union == 0 { 1.0 } else { intersection as f64 / union as f64 }
+}
+
+/// Dice from counts, `2 intersection / (|T| + |P|)` (1 when both are empty).
+pub fn dice_from_counts(intersection: u64, total: u64) -> f64 {
+    if total == 0 { 1.0 } else { 2.0 * intersection as f64 / total as f64 }
+}
+
 /// `|T ∩ P| / |T ∪ P|` of two masks (1 when both are empty).
 pub fn iou(truth: &[bool], pred: &[bool]) -> f64 {
     let (inter, union) =
         truth.iter().zip(pred).fold((0u64, 0u64), |(i, u), (&t, &p)| (i + u64::from(t && p), u + u64::from(t || p)));
-    if union == 0 { 1.0 } else { inter as f64 / union as f64 }
+    iou_from_counts(inter, union)
 }
 
 /// `2 |T ∩ P| / (|T| + |P|)` of two masks (1 when both are empty).
@@ -19,7 +30,7 @@ pub fn dice(truth: &[bool], pred: &[bool]) -> f64 {
         .iter()
         .zip(pred)
         .fold((0u64, 0u64), |(i, s), (&t, &p)| (i + u64::from(t && p), s + u64::from(t) + u64::from(p)));
-    if total == 0 { 1.0 } else { 2.0 * inter as f64 / total as f64 }
+    dice_from_counts(inter, total)
 }
 
 /// Per-object areas and pairwise intersections of two instance labelings (0 = background).
@@ -47,7 +58,7 @@ impl Overlaps {
     }
 
     fn iou(&self, t: u32, p: u32, inter: u64) -> f64 {
-        inter as f64 / (self.truth_area[&t] + self.pred_area[&p] - inter) as f64
+        iou_from_counts(inter, self.truth_area[&t] + self.pred_area[&p] - inter)
     }
 }
 

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::components::{Connectivity, label_components};
-use crate::overlap::{InstanceMatch, instance_match, seg_score};
+use crate::overlap::{InstanceMatch, dice_from_counts, instance_match, iou_from_counts, seg_score};
 use crate::pixel::PixelStats;
 use crate::plane::Plane;
 use crate::rand_index::RandStats;
@@ -258,7 +258,6 @@ fn aggregate(slices: &[&SliceMetrics]) -> MetricRow {
         pixels += s.pixels;
     }
     let mean = |f: &dyn Fn(&SliceMetrics) -> f64| slices.iter().map(|s| f(s)).sum::<f64>() / k;
-    let denom_iou = (pixel.tp + pixel.fp + pixel.fn_) as f64;
     MetricRow {
         pixel_error: mean(&|s| s.pixel.error()),
         pixel_fscore_error: 1.0 - pixel.fscore(),
@@ -269,8 +268,8 @@ fn aggregate(slices: &[&SliceMetrics]) -> MetricRow {
         warping_error: mean(&|s| s.warping_mismatches as f64 / s.pixels.max(1) as f64),
         splits_mergers_error: defects.splits_and_mergers() as f64 / pixels.max(1) as f64,
         defects,
-        iou: if denom_iou == 0.0 { 1.0 } else { pixel.tp as f64 / denom_iou },
-        dice: if denom_iou == 0.0 { 1.0 } else { 2.0 * pixel.tp as f64 / (denom_iou + pixel.tp as f64) },
+        iou: iou_from_counts(pixel.tp, pixel.tp + pixel.fp + pixel.fn_),
+        dice: dice_from_counts(pixel.tp, 2 * pixel.tp + pixel.fp + pixel.fn_),
         seg: if seg_n == 0 { 0.0 } else { seg_sum / seg_n as f64 },
         ap: if inst.tp.is_empty() { 0.0 } else { inst.mean_ap() },
     }

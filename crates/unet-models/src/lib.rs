@@ -2,6 +2,8 @@
 //! and their model cards live in `models/` at the repository root), found by name, so that
 //! `unet predict --model isbi2012-em` works from a fresh build with no download.
 
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 
 use unet_nn::{ModelFile, Result};

@@ -8,6 +8,8 @@
 //! through [`UnetBackend`] (see [`ops`]): fast CPU kernels with their own backward on Flex,
 //! burn's own ops elsewhere.
 
+#![forbid(unsafe_code)]
+
 mod backend;
 mod block;
 mod config;

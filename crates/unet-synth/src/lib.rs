@@ -3,6 +3,8 @@
 //! uneven illumination and noise, each with its instance label image. Deterministic by
 //! seed. Used by `unet synth` and `unet demo`.
 
+#![forbid(unsafe_code)]
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};

@@ -2,6 +2,8 @@
 //! deformation and other augmentation, the weighted pixel-wise softmax cross-entropy,
 //! SGD with momentum 0.99 on one large tile per step, validation, checkpoints and resume.
 
+#![forbid(unsafe_code)]
+
 pub mod augment;
 pub mod checkpoint;
 pub mod config;

@@ -36,6 +36,8 @@
 //! The crates behind it (`unet-io`, `unet-nn`, `unet-infer`, `unet-train`, ...) hold the
 //! rest; this one is the small, stable surface.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

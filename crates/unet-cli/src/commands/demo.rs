@@ -119,11 +119,10 @@ impl DeviceJob for DemoJob {
             rand.add(&m.rand);
             seg_sum += m.seg_sum;
             seg_n += m.seg_count;
-            let d = (m.pixel.tp + m.pixel.fp + m.pixel.fn_) as f64;
             per_image.push((
                 stem.clone(),
                 Scores {
-                    iou: m.pixel.tp as f64 / d.max(1.0),
+                    iou: unet_metrics::iou_from_counts(m.pixel.tp, m.pixel.tp + m.pixel.fp + m.pixel.fn_),
                     seg: m.seg_sum / m.seg_count.max(1) as f64,
                     rand_error: 1.0 - m.rand.fscore(),
                     pixel_error: m.pixel.error(),
@@ -139,9 +138,8 @@ impl DeviceJob for DemoJob {
             let labels = unet_io::Label { width: w, height: h, data: instances };
             unet_io::write_labels(&pred_dir.join(output_name(&raw_stem, "instances.tif")), &[labels], true)?;
         }
-        let d = (pixel.tp + pixel.fp + pixel.fn_) as f64;
         let total = Scores {
-            iou: pixel.tp as f64 / d.max(1.0),
+            iou: unet_metrics::iou_from_counts(pixel.tp, pixel.tp + pixel.fp + pixel.fn_),
             seg: seg_sum / seg_n.max(1) as f64,
             rand_error: 1.0 - rand.fscore(),
             pixel_error: pixel.error(),
