@@ -440,7 +440,7 @@ fn pairs(
     wi: &str,
     wl: &str,
 ) -> PyResult<Vec<(Image, Label)>> {
-    let (mut imgs, mut labs) = (Vec::new(), Vec::new());
+    let mut imgs = Vec::new();
     for (k, a) in items(images_arg).iter().enumerate() {
         let channels = a.cast::<PyUntypedArray>().ok().map(|x| x.shape().to_vec()).map_or(1, |s| match s.len() {
             3 if s[2] <= 4 && s[0] > 4 => s[2],
@@ -449,9 +449,7 @@ fn pairs(
         });
         imgs.extend(images(a, channels, &format!("{wi}[{k}]"))?.0);
     }
-    for (k, a) in items(labels_arg).iter().enumerate() {
-        labs.extend(labels(a, &format!("{wl}[{k}]"))?.0);
-    }
+    let labs = label_list(labels_arg, wl)?;
     if imgs.len() != labs.len() {
         return Err(PyValueError::new_err(format!(
             "{} image(s) but {} label image(s); give one label image per image",
@@ -463,6 +461,15 @@ fn pairs(
         return Err(PyValueError::new_err(format!("{wi}: no images; give at least one image and its labels")));
     }
     Ok(imgs.into_iter().zip(labs).collect())
+}
+
+/// The label images of a list of label arrays (or of one array or stack), in order.
+fn label_list(arg: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<Label>> {
+    let mut out = Vec::new();
+    for (k, a) in items(arg).iter().enumerate() {
+        out.extend(labels(a, &format!("{name}[{k}]"))?.0);
+    }
+    Ok(out)
 }
 
 /// A prediction as the evaluation reads it: float arrays are probabilities of cell (in
@@ -546,10 +553,7 @@ fn evaluate_json(
         unet_metrics::check_thresholds(t).map_err(|e| PyValueError::new_err(format!("thresholds: {e}")))?;
     }
     let p = proposals(pred)?;
-    let mut t = Vec::new();
-    for (k, item) in items(truth).iter().enumerate() {
-        t.extend(labels(item, &format!("truth[{k}]"))?.0);
-    }
+    let t = label_list(truth, "truth")?;
     if p.len() != t.len() {
         return Err(PyValueError::new_err(format!(
             "{} predicted image(s) but {} truth image(s); give one truth per prediction",
