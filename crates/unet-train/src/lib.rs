@@ -21,4 +21,7 @@ pub use augment::AugmentConfig;
 pub use config::{LabelMode, NormMode, TrainConfig};
 pub use error::{Result, TrainError};
 pub use session::{Observer, Quiet, Session, StepOutcome, StopControl};
-pub use trainer::{Progress, RunFiles, RunFolder, RunOptions, StopReason, Summary, Validation, train};
+pub use trainer::{
+    Progress, RunFiles, RunFolder, RunOptions, StopReason, Summary, Validation, check_tile_memory, train,
+    training_memory_mb,
+};

@@ -91,20 +91,57 @@ impl RunFiles {
 const CSV_HEADER: &str =
     "step,loss,lr,steps_per_s,val_pixel_error,val_iou,val_rand_error,val_v_rand,val_v_rand_threshold";
 
-/// The tile for training: as configured, or the largest valid tile up to 572 whose output
-/// does not exceed what the images need and whose training memory fits the budget.
+/// Memory (MB) a training step on one `tile` needs: every activation is kept for the
+/// backward pass, about 3x a forward pass.
+pub fn training_memory_mb(net: &UNetConfig, tile: usize) -> f64 {
+    unet_infer::estimate_tile_memory_mb(net, tile, 1) * 3.0
+}
+
+/// Refuses a tile whose training step needs more memory than `available_mb`, naming the
+/// largest valid tile that fits.
+pub fn check_tile_memory(net: &UNetConfig, tile: usize, available_mb: f64) -> Result<()> {
+    let need = training_memory_mb(net, tile);
+    if need <= available_mb {
+        return Ok(());
+    }
+    let geo = Geometry::of(net);
+    // The memory grows with the tile: bisect over the valid sizes min + k * step below it.
+    let (min, step) = (geo.min_input(), geo.step());
+    let fits = if tile < min || training_memory_mb(net, min) > available_mb {
+        None
+    } else {
+        let (mut lo, mut hi) = (0usize, (tile - min) / step);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if training_memory_mb(net, min + mid * step) <= available_mb { lo = mid } else { hi = mid - 1 }
+        }
+        Some(min + lo * step)
+    };
+    let fix = match fits {
+        Some(t) => format!("the largest tile that fits is {t}"),
+        None => "not even the smallest tile fits; free memory or choose a smaller width".into(),
+    };
+    Err(TrainError::Config(vec![format!(
+        "tile = {tile}: a training step needs about {need:.0} MB but {available_mb:.0} MB are available; {fix}"
+    )]))
+}
+
+/// The tile for training: as configured (checked against the memory available), or the
+/// largest valid tile up to 572 whose output does not exceed what the images need and
+/// whose training memory fits the budget.
 pub fn choose_tile(cfg: &TrainConfig, net: &UNetConfig, max_side: usize) -> Result<usize> {
     let geo = Geometry::of(net);
     if cfg.tile != 0 {
         geo.output(cfg.tile)?;
+        let available = if cfg.memory_mb > 0.0 { cfg.memory_mb } else { unet_infer::available_memory_mb() };
+        check_tile_memory(net, cfg.tile, available)?;
         return Ok(cfg.tile);
     }
     let budget = if cfg.memory_mb > 0.0 { cfg.memory_mb } else { unet_infer::available_memory_mb() * 0.5 };
     let cap = geo.input_for_output(max_side).min(572.max(geo.min_input()));
     let mut best = geo.min_input();
     for t in geo.valid_sizes(geo.min_input(), cap) {
-        // Training keeps every activation for the backward pass: about 3x a forward pass.
-        if unet_infer::estimate_tile_memory_mb(net, t, 1) * 3.0 <= budget {
+        if training_memory_mb(net, t) <= budget {
             best = t;
         }
     }
@@ -335,4 +372,23 @@ pub fn train<B: UnetBackend>(
     let mut summary = session.fit(&mut folder, &control)?;
     summary.best_model = folder.files().best().exists().then(|| folder.files().best());
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_explicit_tile_is_checked_against_the_memory() {
+        let net = TrainConfig { width: 64, ..Default::default() }.net(1);
+        // 20012 px at width 64 needs terabytes; 572 fits in 4 GB.
+        let cfg = TrainConfig { tile: 20012, width: 64, memory_mb: 4096.0, ..Default::default() };
+        let e = choose_tile(&cfg, &net, 30000).unwrap_err().to_string();
+        assert!(e.contains("tile = 20012") && e.contains("4096 MB are available"), "{e}");
+        let fits: usize = e.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(training_memory_mb(&net, fits) <= 4096.0 && fits >= 252, "{e}");
+        let ok = TrainConfig { tile: 572, width: 64, memory_mb: 4096.0, ..Default::default() };
+        assert_eq!(choose_tile(&ok, &net, 30000).unwrap(), 572);
+        assert!(check_tile_memory(&net, 188, 0.001).unwrap_err().to_string().contains("not even the smallest"));
+    }
 }

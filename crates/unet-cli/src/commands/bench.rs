@@ -145,6 +145,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Err(e) = Geometry::of(&config).output(args.tile) {
         return usage(format!("{e} (--tile)"));
     }
+    // The training step is the larger of the two timed; checked before anything is built.
+    if let Err(e) = unet_train::check_tile_memory(&config, args.tile, unet_infer::available_memory_mb()) {
+        return usage(format!("{e} (--tile)"));
+    }
     let json = args.json;
     let device = args.device.clone();
     let res = run_on(&device, BenchJob { args, config })?;
