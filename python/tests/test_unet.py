@@ -3,6 +3,7 @@ for bit, clear exceptions for bad input, the GIL released while the network comp
 
 import _thread
 import json
+import signal
 import threading
 import time
 
@@ -164,8 +165,13 @@ def test_ctrl_c_stops_with_a_checkpoint_and_resume_is_exact(tmp_path):
         if p["step"] == 5:
             _thread.interrupt_main()  # what Ctrl-C does
 
-    with pytest.raises(KeyboardInterrupt, match="resume=True"):
-        unet.train(images, labels, out=tmp_path / "cut", progress=interrupt_at_step_5, **opts)
+    # Python's own Ctrl-C handler, which a shell's background job (SIGINT ignored) lacks.
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="resume=True"):
+            unet.train(images, labels, out=tmp_path / "cut", progress=interrupt_at_step_5, **opts)
+    finally:
+        signal.signal(signal.SIGINT, old)
     assert (tmp_path / "cut/checkpoint.safetensors").exists()
     resumed = unet.train(images, labels, out=tmp_path / "cut", resume=True, progress=False, **opts)
     assert np.array_equal(resumed.predict(images[0]), whole.predict(images[0]))
