@@ -175,7 +175,7 @@ fn labels(a: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<Label>, bool)> {
                 "{what}: holds negative ids or ids above 4294967295; label ids must be 0 (background) or 1..4294967295"
             ))
         })?;
-        Ok(Label { width: w, height: h, data })
+        Ok(Label::new(w, h, data))
     }
     macro_rules! read {
         ($t:ty, $f:expr) => {
@@ -259,7 +259,7 @@ impl PyModel {
         let probs = py
             .detach(|| on_pool(|| imgs.iter().map(|i| model.predict(i)).collect::<unet::Result<Vec<_>>>()))
             .map_err(py_err)?;
-        let (k, h, w) = (probs[0].classes, probs[0].height, probs[0].width);
+        let (k, h, w) = (probs[0].channels, probs[0].height, probs[0].width);
         if stack {
             let n = probs.len();
             let data: Vec<f32> = probs.into_iter().flat_map(|p| p.data).collect();
@@ -570,12 +570,12 @@ fn evaluate_json(
                 proposal.width, proposal.height, truth.width, truth.height
             )));
         }
-        if !truth.has_foreground() {
+        if !truth.any_nonzero() {
             return Err(PyValueError::new_err(format!(
                 "truth[{k}]: has no cells (all 0); every truth image needs foreground"
             )));
         }
-        all_binary &= proposal.is_binary();
+        all_binary &= unet_metrics::is_binary(&proposal);
         let plane = unet_metrics::Plane::new(
             truth.width,
             truth.height,

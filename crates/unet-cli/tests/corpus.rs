@@ -256,7 +256,7 @@ fn cells() -> (Image, Label) {
             lab[i] = k as u32 + 1;
         }
     }
-    (Image::gray(n, n, SampleKind::U8, img), Label { width: n, height: n, data: lab })
+    (Image::gray(n, n, SampleKind::U8, img), Label::new(n, n, lab))
 }
 
 // ---------------------------------------------------------------------------------------

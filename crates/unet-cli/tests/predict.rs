@@ -134,8 +134,7 @@ fn outputs_are_named_on_the_raw_bytes_of_the_stem() {
     );
     // Weight maps too.
     let labels = dir.path().join("labels");
-    let lab =
-        |v: u32| Label { width: 20, height: 20, data: (0..400).map(|i| if i % 20 < 8 { v } else { 0 }).collect() };
+    let lab = |v: u32| Label::new(20, 20, (0..400).map(|i| if i % 20 < 8 { v } else { 0 }).collect());
     unet_io::write_labels(&labels.join(std::ffi::OsStr::from_bytes(b"x\xff.png")), &[lab(1)], false).unwrap();
     unet_io::write_labels(&labels.join(std::ffi::OsStr::from_bytes(b"x\xfe.png")), &[lab(2)], false).unwrap();
     let wout = dir.path().join("w");

@@ -22,7 +22,7 @@ fn synth(dir: &Path) {
     }
     unet_io::write_image(&dir.join("images/a.png"), &[Image::gray(n, n, SampleKind::U8, img)], BitDepth::U8, true)
         .unwrap();
-    unet_io::write_labels(&dir.join("labels/a.png"), &[Label { width: n, height: n, data: lab }], true).unwrap();
+    unet_io::write_labels(&dir.join("labels/a.png"), &[Label::new(n, n, lab)], true).unwrap();
 }
 
 #[test]

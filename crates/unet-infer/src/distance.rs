@@ -4,6 +4,8 @@
 //! algorithm is short; the image crates either
 //! lack an exact EDT or bring a large dependency tree for it.
 
+use unet_grid::Grid;
+
 const INF: f64 = 1e20;
 
 /// 1D squared distance transform of `f` (0 at sites, `INF` elsewhere) into `out`.
@@ -36,10 +38,11 @@ fn edt_1d(f: &[f64], out: &mut [f64], v: &mut [usize], z: &mut [f64]) {
     }
 }
 
-/// Euclidean distance from every pixel of a `w x h` grid to the nearest `true` pixel
+/// Euclidean distance from every pixel of a one-channel grid to the nearest `true` pixel
 /// (`f64::INFINITY` when there is none).
-pub fn euclidean_distance(sites: &[bool], w: usize, h: usize) -> Vec<f64> {
-    let mut grid: Vec<f64> = sites.iter().map(|&s| if s { 0.0 } else { INF }).collect();
+pub fn euclidean_distance(sites: &Grid<bool>) -> Grid<f64> {
+    let (w, h) = sites.size();
+    let mut grid: Vec<f64> = sites.data.iter().map(|&s| if s { 0.0 } else { INF }).collect();
     let n = w.max(h);
     let (mut f, mut out, mut v, mut z) = (vec![0.0; n], vec![0.0; n], vec![0usize; n], vec![0.0; n + 1]);
     for x in 0..w {
@@ -56,7 +59,7 @@ pub fn euclidean_distance(sites: &[bool], w: usize, h: usize) -> Vec<f64> {
         edt_1d(&f[..w], &mut out[..w], &mut v, &mut z);
         grid[y * w..(y + 1) * w].copy_from_slice(&out[..w]);
     }
-    grid.into_iter().map(|d2| if d2 >= INF / 2.0 { f64::INFINITY } else { d2.sqrt() }).collect()
+    sites.with_plane(grid.into_iter().map(|d2| if d2 >= INF / 2.0 { f64::INFINITY } else { d2.sqrt() }).collect())
 }
 
 #[cfg(test)]
@@ -67,7 +70,7 @@ mod tests {
     fn matches_brute_force() {
         let (w, h) = (13, 9);
         let sites: Vec<bool> = (0..w * h).map(|i| (i * 7 + i / 5) % 17 == 0).collect();
-        let d = euclidean_distance(&sites, w, h);
+        let d = euclidean_distance(&Grid::new(w, h, sites.clone())).data;
         for y in 0..h {
             for x in 0..w {
                 let mut best = f64::INFINITY;
@@ -80,6 +83,6 @@ mod tests {
                 assert!((d[y * w + x] - best).abs() < 1e-9, "({x},{y}): {} vs {best}", d[y * w + x]);
             }
         }
-        assert!(euclidean_distance(&[false; 4], 2, 2).iter().all(|v| v.is_infinite()));
+        assert!(euclidean_distance(&Grid::new(2, 2, vec![false; 4])).data.iter().all(|v| v.is_infinite()));
     }
 }

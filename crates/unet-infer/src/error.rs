@@ -10,6 +10,9 @@ pub enum InferError {
     Channels { found: usize, expected: usize, fix: &'static str },
     #[error("{0}")]
     Tile(String),
+    /// A region to predict that does not fit the image or its input.
+    #[error("region: {0}")]
+    Region(String),
     #[error("the image is {width} x {height} pixels; it needs at least one row and one column")]
     Empty { width: usize, height: usize },
     #[error(

@@ -2,39 +2,40 @@
 //! (connected components of the foreground with a size filter) and overlays (mask
 //! contours over the input) for a quick look.
 
-use unet_io::{Image, SampleKind};
+use unet_grid::Grid;
+use unet_io::{Image, Label, SampleKind};
 use unet_metrics::{Connectivity, label_components};
 
 use crate::probabilities::Probabilities;
 
 /// Class index of the most probable class per pixel (first on ties).
-pub fn argmax_mask(p: &Probabilities) -> Vec<u32> {
-    let n = p.width * p.height;
-    (0..n)
+pub fn argmax_mask(p: &Probabilities) -> Label {
+    let n = p.plane_len();
+    let data = (0..n)
         .map(|i| {
             let mut best = 0;
-            for k in 1..p.classes {
+            for k in 1..p.channels {
                 if p.data[k * n + i] > p.data[best * n + i] {
                     best = k;
                 }
             }
             best as u32
         })
-        .collect()
+        .collect();
+    p.with_plane(data)
 }
 
 /// 1 where the foreground probability exceeds `threshold`.
-pub fn threshold_mask(foreground: &[f32], threshold: f32) -> Vec<u32> {
-    foreground.iter().map(|&v| u32::from(v > threshold)).collect()
+pub fn threshold_mask(foreground: &Grid<f32>, threshold: f32) -> Label {
+    foreground.map(|&v| u32::from(v > threshold))
 }
 
 /// Instance labels: the 4-connected components of the non-zero mask pixels, components
 /// smaller than `min_size` pixels removed, ids `1..=count` in raster order.
-pub fn instance_labels(mask: &[u32], width: usize, height: usize, min_size: usize) -> (Vec<u32>, u32) {
-    let fg: Vec<bool> = mask.iter().map(|&v| v != 0).collect();
-    let (labels, n) = label_components(&fg, width, height, Connectivity::Four);
+pub fn instance_labels(mask: &Label, min_size: usize) -> (Label, u32) {
+    let (labels, n) = label_components(&mask.map(|&v| v != 0), Connectivity::Four);
     let mut size = vec![0usize; n as usize + 1];
-    labels.iter().for_each(|&l| size[l as usize] += 1);
+    labels.data.iter().for_each(|&l| size[l as usize] += 1);
     let mut remap = vec![0u32; n as usize + 1];
     let mut next = 0;
     for l in 1..=n as usize {
@@ -43,7 +44,7 @@ pub fn instance_labels(mask: &[u32], width: usize, height: usize, min_size: usiz
             remap[l] = next;
         }
     }
-    (labels.iter().map(|&l| remap[l as usize]).collect(), next)
+    (labels.map(|&l| remap[l as usize]), next)
 }
 
 /// Splits touching cells: a marker-controlled watershed on the distance transform of the
@@ -52,14 +53,15 @@ pub fn instance_labels(mask: &[u32], width: usize, height: usize, min_size: usiz
 /// 1 px), so two cells joined by a neck get two markers; every foreground pixel then goes
 /// to the marker it is reached from first when flooding in order of decreasing distance.
 /// Returns instance ids `1..=count` (4-connected regions) and the count.
-pub fn split_touching(mask: &[u32], width: usize, height: usize, ratio: f64, min_size: usize) -> (Vec<u32>, u32) {
+pub fn split_touching(mask: &Label, ratio: f64, min_size: usize) -> (Label, u32) {
     use std::cmp::Ordering;
     use std::collections::BinaryHeap;
+    let (width, height) = mask.size();
     let n = width * height;
-    let background: Vec<bool> = mask.iter().map(|&v| v == 0).collect();
-    let dist = crate::distance::euclidean_distance(&background, width, height);
-    let fg: Vec<bool> = mask.iter().map(|&v| v != 0).collect();
-    let (comp, ncomp) = label_components(&fg, width, height, Connectivity::Four);
+    let dist = crate::distance::euclidean_distance(&mask.map(|&v| v == 0)).data;
+    let fg = mask.map(|&v| v != 0);
+    let comp = label_components(&fg, Connectivity::Four);
+    let (comp, ncomp) = (comp.0.data, comp.1);
     let mut peak = vec![0f64; ncomp as usize + 1];
     for i in 0..n {
         if comp[i] != 0 {
@@ -68,7 +70,8 @@ pub fn split_touching(mask: &[u32], width: usize, height: usize, ratio: f64, min
     }
     let seeds: Vec<bool> =
         (0..n).map(|i| comp[i] != 0 && dist[i] >= (ratio * peak[comp[i] as usize]).max(1.0)).collect();
-    let (mut labels, _) = label_components(&seeds, width, height, Connectivity::Four);
+    let mut labels = label_components(&mask.with_plane(seeds), Connectivity::Four).0.data;
+    let fg = fg.data;
     #[derive(PartialEq)]
     struct Item(f64, usize);
     impl Eq for Item {}
@@ -120,12 +123,13 @@ pub fn split_touching(mask: &[u32], width: usize, height: usize, ratio: f64, min
             next
         });
     }
-    (labels, next)
+    (mask.with_plane(labels), next)
 }
 
 /// An RGB picture: the (contrast-stretched) input in gray with the outlines of the
 /// labelled regions drawn in colour (one colour per label).
-pub fn overlay(image: &Image, labels: &[u32]) -> Image {
+pub fn overlay(image: &Image, labels: &Label) -> Image {
+    let labels = &labels.data;
     let (w, h) = (image.width, image.height);
     let gray = image.plane(0);
     let mut sorted: Vec<f32> = gray.to_vec();

@@ -1,5 +1,7 @@
 //! The 8 symmetries of the square (4 rotations, each with and without a flip), applied to
-//! image planes and undone on probability planes, for test-time augmentation.
+//! images and undone on probability maps (every channel alike), for test-time augmentation.
+
+use unet_grid::Grid;
 
 /// A symmetry: flip left-right first (if `flip`), then rotate `rot` quarter turns clockwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +38,23 @@ impl Symmetry {
         if self.rot % 2 == 1 { (h, w) } else { (w, h) }
     }
 
-    /// Applies the symmetry to a `w x h` plane.
-    pub fn apply(&self, p: &[f32], w: usize, h: usize) -> Vec<f32> {
+    /// Applies the symmetry to every channel of a grid.
+    pub fn apply(&self, g: &Grid<f32>) -> Grid<f32> {
+        self.per_channel(g, |p, w, h| self.apply_plane(p, w, h))
+    }
+
+    /// Undoes the symmetry on every channel of a grid of the transformed size.
+    pub fn invert(&self, g: &Grid<f32>) -> Grid<f32> {
+        self.per_channel(g, |p, w, h| self.invert_plane(p, w, h))
+    }
+
+    fn per_channel(&self, g: &Grid<f32>, f: impl Fn(&[f32], usize, usize) -> Vec<f32>) -> Grid<f32> {
+        let (w, h) = self.size(g.width, g.height);
+        let data = (0..g.channels).flat_map(|c| f(g.plane(c), g.width, g.height)).collect();
+        Grid::with_channels(w, h, g.channels, data)
+    }
+
+    fn apply_plane(&self, p: &[f32], w: usize, h: usize) -> Vec<f32> {
         let mut cur = if self.flip { flip_lr(p, w, h) } else { p.to_vec() };
         let (mut cw, mut ch) = (w, h);
         for _ in 0..self.rot {
@@ -47,8 +64,7 @@ impl Symmetry {
         cur
     }
 
-    /// Undoes the symmetry on a plane of the transformed size `w x h`.
-    pub fn invert(&self, p: &[f32], w: usize, h: usize) -> Vec<f32> {
+    fn invert_plane(&self, p: &[f32], w: usize, h: usize) -> Vec<f32> {
         let (mut cw, mut ch) = (w, h);
         let mut cur = p.to_vec();
         for _ in 0..(4 - self.rot) % 4 {
@@ -66,17 +82,17 @@ mod tests {
     #[test]
     fn every_symmetry_inverts_and_all_differ() {
         let (w, h) = (3, 2);
-        let p: Vec<f32> = (0..6).map(|v| v as f32).collect();
+        let p = Grid::with_channels(w, h, 2, (0..12).map(|v| v as f32).collect());
         let mut seen = Vec::new();
         for s in SYMMETRIES {
-            let t = s.apply(&p, w, h);
-            let (tw, th) = s.size(w, h);
-            assert_eq!(t.len(), tw * th);
-            assert_eq!(s.invert(&t, tw, th), p, "{s:?}");
+            let t = s.apply(&p);
+            assert_eq!((t.size(), t.channels), (s.size(w, h), 2));
+            assert_eq!(s.invert(&t), p, "{s:?}");
             assert!(!seen.contains(&t), "{s:?} repeats another symmetry");
             seen.push(t);
         }
         // A quarter turn clockwise by hand: [0 1 2; 3 4 5] -> [3 0; 4 1; 5 2].
-        assert_eq!(SYMMETRIES[1].apply(&p, w, h), vec![3.0, 0.0, 4.0, 1.0, 5.0, 2.0]);
+        assert_eq!(SYMMETRIES[1].apply(&p).plane(0), &[3.0, 0.0, 4.0, 1.0, 5.0, 2.0]);
+        assert_eq!(SYMMETRIES[1].apply(&p).plane(1), &[9.0, 6.0, 10.0, 7.0, 11.0, 8.0]);
     }
 }

@@ -1,7 +1,7 @@
 //! Overlap-tile prediction: tiling invariance, small and odd sizes, TTA, instances.
 
 use rand::{Rng, SeedableRng};
-use unet_infer::{Predictor, PredictorOptions, SYMMETRIES, instance_labels};
+use unet_infer::{Grid, Predictor, PredictorOptions, Region, SYMMETRIES, instance_labels};
 use unet_io::{Image, SampleKind};
 use unet_nn::{CpuBackend, Normalization, Padding, UNetConfig};
 
@@ -40,7 +40,7 @@ fn predictions_do_not_depend_on_the_tiling() {
     for (w, h) in [(1, 1), (7, 300), (513, 777), (1500, 1200)] {
         let img = random_image(w, h, (w * 31 + h) as u64);
         let reference = preds[2].predict(&img, &|_, _| {}).unwrap();
-        assert_eq!((reference.width, reference.height, reference.classes), (w, h, 2));
+        assert_eq!((reference.width, reference.height, reference.channels), (w, h, 2));
         for (t, p) in tiles.iter().zip(&preds).take(2) {
             let other = p.predict(&img, &|_, _| {}).unwrap();
             let d = max_diff(&reference.data, &other.data);
@@ -64,13 +64,10 @@ fn tta_is_the_mean_of_the_eight_manual_predictions() {
     let tta = p.predict_tta(&img, &|_, _| {}).unwrap();
     let mut mean = vec![0f32; 2 * w * h];
     for s in SYMMETRIES {
-        let (mw, mh) = s.size(w, h);
-        let moved = Image::gray(mw, mh, img.kind, s.apply(&img.data, w, h));
-        let pr = p.predict(&moved, &|_, _| {}).unwrap();
-        for k in 0..2 {
-            let back = s.invert(pr.class(k), mw, mh);
-            mean[k * w * h..(k + 1) * w * h].iter_mut().zip(back).for_each(|(a, b)| *a += b / 8.0);
-        }
+        let moved = Image { grid: s.apply(&img.grid), kind: img.kind };
+        let back = s.invert(&p.predict(&moved, &|_, _| {}).unwrap());
+        assert_eq!((back.size(), back.channels), ((w, h), 2));
+        mean.iter_mut().zip(back.data).for_each(|(a, b)| *a += b / 8.0);
     }
     assert!(max_diff(&tta.data, &mean) < 1e-6);
     // TTA is not the plain prediction (the network is not symmetric).
@@ -119,26 +116,26 @@ fn instances_of_separate_and_touching_blobs() {
         |cx: f32, cy: f32, r: f32| move |x: usize, y: usize| (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) <= r * r;
     let (a, b) = (disc(10.0, 10.0, 6.0), disc(28.0, 10.0, 6.0));
     let mask: Vec<u32> = (0..w * h).map(|i| u32::from(a(i % w, i / w) || b(i % w, i / w))).collect();
-    let (labels, n) = instance_labels(&mask, w, h, 1);
+    let (labels, n) = instance_labels(&Grid::new(w, h, mask.clone()), 1);
     assert_eq!(n, 2);
-    assert_ne!(labels[10 * w + 10], labels[10 * w + 28]);
+    assert_ne!(labels.data[10 * w + 10], labels.data[10 * w + 28]);
     let (c, d) = (disc(12.0, 10.0, 7.0), disc(26.0, 10.0, 7.0));
     let mut touching: Vec<u32> = (0..w * h).map(|i| u32::from(c(i % w, i / w) || d(i % w, i / w))).collect();
-    assert_eq!(instance_labels(&touching, w, h, 1).1, 1, "touching discs are one component");
+    assert_eq!(instance_labels(&Grid::new(w, h, touching.clone()), 1).1, 1, "touching discs are one component");
     for y in 0..h {
         touching[y * w + 19] = 0; // the 1-px gap
     }
-    let (labels, n) = instance_labels(&touching, w, h, 1);
+    let (labels, n) = instance_labels(&Grid::new(w, h, touching.clone()), 1);
     assert_eq!(n, 2);
-    assert_ne!(labels[10 * w + 12], labels[10 * w + 26]);
+    assert_ne!(labels.data[10 * w + 12], labels.data[10 * w + 26]);
     // Size filter: a 3-px speck is dropped, ids stay consecutive.
     touching[0] = 1;
     touching[1] = 1;
     touching[2] = 1;
-    let (labels, n) = instance_labels(&touching, w, h, 10);
+    let (labels, n) = instance_labels(&Grid::new(w, h, touching.clone()), 10);
     assert_eq!(n, 2);
-    assert_eq!(labels[0], 0);
-    assert_eq!(*labels.iter().max().unwrap(), 2);
+    assert_eq!(labels.data[0], 0);
+    assert_eq!(*labels.data.iter().max().unwrap(), 2);
 }
 
 #[test]
@@ -147,8 +144,9 @@ fn touching_discs_are_split_at_their_neck() {
     let disc = |cx: f32, r: f32| move |x: usize, y: usize| (x as f32 - cx).powi(2) + (y as f32 - 15.0).powi(2) <= r * r;
     let (a, b) = (disc(18.0, 10.0), disc(38.0, 11.0));
     let mask: Vec<u32> = (0..w * h).map(|i| u32::from(a(i % w, i / w) || b(i % w, i / w))).collect();
-    assert_eq!(instance_labels(&mask, w, h, 1).1, 1, "one component before splitting");
-    let (labels, n) = unet_infer::split_touching(&mask, w, h, 0.5, 5);
+    assert_eq!(instance_labels(&Grid::new(w, h, mask.clone()), 1).1, 1, "one component before splitting");
+    let (labels, n) = unet_infer::split_touching(&Grid::new(w, h, mask.clone()), 0.5, 5);
+    let labels = labels.data;
     assert_eq!(n, 2);
     let (la, lb) = (labels[15 * w + 14], labels[15 * w + 42]);
     assert!(la != 0 && lb != 0 && la != lb);
@@ -157,5 +155,56 @@ fn touching_discs_are_split_at_their_neck() {
     assert!((0..w).filter(|&x| labels[15 * w + x] == la).all(|x| x <= 29));
     // A single disc stays whole.
     let single: Vec<u32> = (0..w * h).map(|i| u32::from(a(i % w, i / w))).collect();
-    assert_eq!(unet_infer::split_touching(&single, w, h, 0.5, 5).1, 1);
+    assert_eq!(unet_infer::split_touching(&Grid::new(w, h, single.clone()), 0.5, 5).1, 1);
+}
+
+#[test]
+fn regions_predicted_apart_equal_the_whole_image_bit_for_bit() {
+    // Blocks of a large image, each predicted from only the part it reads, in any order,
+    // with any batch size: the same bits as the whole image at once.
+    let cfg = UNetConfig { width: 2, depth: 2, ..UNetConfig::default() };
+    let (w, h) = (83, 61);
+    let img = random_image(w, h, 4);
+    for batch in [1, 3] {
+        let model = cfg.init::<CpuBackend>(7, &Default::default()).unwrap();
+        let opts = PredictorOptions { tile: Some(60), batch_tiles: batch, memory_mb: None };
+        let p = Predictor::new(model, cfg.clone(), Normalization::PerImage, Default::default(), &opts).unwrap();
+        let input = p.normalize(&img).unwrap();
+        let whole = p.predict_normalized(&input, &|_, _| {}).unwrap();
+        for region in [
+            Region { x: 0, y: 0, width: 20, height: 16 },
+            Region { x: 20, y: 16, width: 40, height: 30 },
+            Region { x: 57, y: 41, width: 26, height: 20 },
+            Region { x: 3, y: 50, width: 1, height: 11 },
+        ] {
+            let at = p.region_input(region, (w, h)).unwrap();
+            assert!(at.width < w || at.height < h || region.width * region.height == w * h, "{region:?} reads {at:?}");
+            let part = Grid::with_channels(
+                at.width,
+                at.height,
+                1,
+                (0..at.height)
+                    .flat_map(|y| (0..at.width).map(move |x| (at.y + y) * w + at.x + x))
+                    .map(|i| input.data[i])
+                    .collect(),
+            );
+            let got = p.predict_region(&part, at, region, (w, h), &|_, _| {}).unwrap();
+            assert_eq!(got.size(), (region.width, region.height));
+            for k in 0..2 {
+                for y in 0..region.height {
+                    for x in 0..region.width {
+                        assert_eq!(
+                            got.get(k, y, x).to_bits(),
+                            whole.get(k, region.y + y, region.x + x).to_bits(),
+                            "batch {batch}, {region:?}, class {k} at ({x}, {y})"
+                        );
+                    }
+                }
+            }
+            // Too small an input is refused, not read out of bounds.
+            let short = Region { width: at.width - 1, ..at };
+            let cut = Grid::with_channels(short.width, short.height, 1, vec![0.0; short.width * short.height]);
+            assert!(p.predict_region(&cut, short, region, (w, h), &|_, _| {}).is_err());
+        }
+    }
 }

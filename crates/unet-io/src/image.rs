@@ -1,5 +1,7 @@
 //! The in-memory image: planar (channel-major) `f32` samples plus the sample type read.
 
+use unet_grid::Grid;
+
 /// Sample type of the file an image came from; it sets the nominal value range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SampleKind {
@@ -28,48 +30,38 @@ impl SampleKind {
     }
 }
 
-/// A 2D image with `channels` planes of `height x width` samples, stored plane after plane
-/// (`data[(c * height + y) * width + x]`), values as read (not rescaled).
+/// A 2D image: `channels` planes of `height x width` samples in a [`Grid`] (planar:
+/// `data[(c * height + y) * width + x]`), values as read (not rescaled), and the sample
+/// type of the file they came from. It derefs to its grid, so `image.width`,
+/// `image.plane(c)`, `image.get(c, y, x)` read the grid's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
-    pub width: usize,
-    pub height: usize,
-    pub channels: usize,
+    pub grid: Grid<f32>,
     pub kind: SampleKind,
-    pub data: Vec<f32>,
 }
 
 impl Image {
     /// A new image; panics if `data` does not hold `channels * height * width` samples
     /// (a programming error, not an input error).
     pub fn new(width: usize, height: usize, channels: usize, kind: SampleKind, data: Vec<f32>) -> Self {
-        assert_eq!(data.len(), width * height * channels, "image buffer size");
-        Image { width, height, channels, kind, data }
+        Image { grid: Grid::with_channels(width, height, channels, data), kind }
     }
 
     /// A one-channel image.
     pub fn gray(width: usize, height: usize, kind: SampleKind, data: Vec<f32>) -> Self {
         Image::new(width, height, 1, kind, data)
     }
+}
 
-    /// The samples of channel `c`.
-    pub fn plane(&self, c: usize) -> &[f32] {
-        let n = self.width * self.height;
-        &self.data[c * n..(c + 1) * n]
+impl std::ops::Deref for Image {
+    type Target = Grid<f32>;
+    fn deref(&self) -> &Grid<f32> {
+        &self.grid
     }
+}
 
-    /// Sample at channel `c`, row `y`, column `x`.
-    pub fn get(&self, c: usize, y: usize, x: usize) -> f32 {
-        self.data[(c * self.height + y) * self.width + x]
-    }
-
-    /// `(width, height)`.
-    pub fn size(&self) -> (usize, usize) {
-        (self.width, self.height)
-    }
-
-    /// True when every sample is finite.
-    pub fn is_finite(&self) -> bool {
-        self.data.iter().all(|v| v.is_finite())
+impl std::ops::DerefMut for Image {
+    fn deref_mut(&mut self) -> &mut Grid<f32> {
+        &mut self.grid
     }
 }

@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use unet_grid::Grid;
+
 use crate::error::{IoError, Result};
 use crate::read::{RawPage, Samples, read_raw_pages};
 
@@ -18,30 +20,8 @@ pub enum LabelKind {
     Classes(u32),
 }
 
-/// A label image, row-major `u32` values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Label {
-    pub width: usize,
-    pub height: usize,
-    pub data: Vec<u32>,
-}
-
-impl Label {
-    /// `(width, height)`.
-    pub fn size(&self) -> (usize, usize) {
-        (self.width, self.height)
-    }
-
-    /// Value at row `y`, column `x`.
-    pub fn get(&self, y: usize, x: usize) -> u32 {
-        self.data[y * self.width + x]
-    }
-
-    /// True when some pixel is not 0.
-    pub fn has_foreground(&self) -> bool {
-        self.data.iter().any(|&v| v != 0)
-    }
-}
+/// A label image: one plane of `u32` values, row-major (`Grid::new(width, height, data)`).
+pub type Label = Grid<u32>;
 
 fn page_to_values(path: &Path, page: RawPage) -> Result<Vec<u32>> {
     if page.channels != 1 {
@@ -135,7 +115,7 @@ pub fn read_label_stack(path: &Path, kind: LabelKind) -> Result<Vec<Label>> {
             let (width, height) = (page.width, page.height);
             let mut data = page_to_values(path, page)?;
             check_kind(path, &mut data, kind)?;
-            Ok(Label { width, height, data })
+            Ok(Label::new(width, height, data))
         })
         .collect()
 }

@@ -23,4 +23,5 @@ pub use label::{Label, LabelKind, read_label, read_label_stack};
 pub use memory::available_memory_bytes;
 pub use pairing::{ImagePair, list_images, pair_by_stem, stem_key};
 pub use read::{ColorMode, read_image, read_stack};
+pub use unet_grid::Grid;
 pub use write::{BitDepth, write_image, write_labels};

@@ -73,11 +73,11 @@ fn labels_binary_instance_and_classes() {
     let l = read_label(&p, LabelKind::Binary).unwrap();
     assert_eq!(l.data, vec![0, 1, 1, 0, 0, 0, 1, 1]);
     // Instance ids above 65535 survive a 32-bit TIFF.
-    let inst = Label { width: 3, height: 2, data: vec![0, 1, 70000, 70000, 2, 0] };
+    let inst = Label::new(3, 2, vec![0, 1, 70000, 70000, 2, 0]);
     let pi = dir.path().join("i.tif");
     write_labels(&pi, std::slice::from_ref(&inst), false).unwrap();
     assert_eq!(read_label(&pi, LabelKind::Instance).unwrap(), inst);
-    let small = Label { width: 3, height: 1, data: vec![0, 2, 1] };
+    let small = Label::new(3, 1, vec![0, 2, 1]);
     let pc = dir.path().join("c.png");
     write_labels(&pc, std::slice::from_ref(&small), false).unwrap();
     assert_eq!(read_label(&pc, LabelKind::Classes(3)).unwrap(), small);
@@ -136,7 +136,7 @@ fn bad_inputs_give_clear_errors() {
     // 7. image/label size mismatch
     let (imgs, labs) = (d.join("im"), d.join("lb"));
     write_image(&imgs.join("s.png"), &[ramp(6, 4, 255.0)], BitDepth::U8, false).unwrap();
-    write_labels(&labs.join("s.png"), &[Label { width: 5, height: 4, data: vec![1; 20] }], false).unwrap();
+    write_labels(&labs.join("s.png"), &[Label::new(5, 4, vec![1; 20])], false).unwrap();
     let pair = &pair_by_stem(&imgs, &labs).unwrap()[0];
     let e = assert_clear(pair.load(ColorMode::Gray, LabelKind::Binary), &labs.join("s.png"), "same size");
     assert!(matches!(e, IoError::SizeMismatch { .. }));

@@ -72,7 +72,7 @@ fn a_full_disk_fails_the_write_and_keeps_the_old_file() {
         let r = with_file_size_limit(1000, || AtomicFile::write_bytes(&out, &[7u8; 5000], true));
         assert!(r.is_err());
         assert_eq!(std::fs::read(&out).unwrap(), good);
-        let lab = Label { width: 64, height: 64, data: big.data.iter().map(|&v| v as u32 * 300).collect() };
+        let lab = Label::new(64, 64, big.data.iter().map(|&v| v as u32 * 300).collect());
         let r = with_file_size_limit(1000, || write_labels(&out, std::slice::from_ref(&lab), true));
         assert!(r.is_err());
         assert_eq!(std::fs::read(&out).unwrap(), good);

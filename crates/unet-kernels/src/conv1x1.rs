@@ -2,7 +2,7 @@
 //! `[co, ci, 1, 1]` and a bias, and its gradients: one gemm per band of pixels.
 
 use crate::chunks::{Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, filled_through, for_each_band};
-use crate::matmul::{Parallelism, View, matmul};
+use crate::matmul::{MatMul, Parallelism, View, ViewMut};
 use crate::{Dims, Grads, channel_sums};
 
 /// `bias + weight · x` per pixel.
@@ -19,18 +19,17 @@ pub fn forward(x: &[f32], d: Dims, weight: &[f32], co: usize, bias: Option<&[f32
             // SAFETY: band i alone writes rows r0..r1 of image img; all views in bounds.
             unsafe {
                 let y = dst.ptr().add(img * co * d.plane() + r0 * d.w);
-                matmul(
-                    len,
-                    co,
-                    d.c,
-                    y,
-                    1,
-                    d.plane(),
-                    false,
-                    View::new(x, img * d.c * d.plane() + r0 * d.w, 1, d.plane()),
-                    View::new(weight, 0, 1, d.c),
-                    Parallelism::None,
-                );
+                MatMul {
+                    m: len,
+                    n: co,
+                    k: d.c,
+                    dst: ViewMut::new(y, 1, d.plane()),
+                    accumulate: false,
+                    lhs: View::new(x, img * d.c * d.plane() + r0 * d.w, 1, d.plane()),
+                    rhs: View::new(weight, 0, 1, d.c),
+                    par: Parallelism::None,
+                }
+                .run();
                 if let Some(b) = bias {
                     for (o, &bo) in b.iter().enumerate() {
                         std::slice::from_raw_parts_mut(y.add(o * d.plane()), len).iter_mut().for_each(|v| *v += bo);
@@ -57,18 +56,17 @@ pub fn backward(x: &[f32], d: Dims, weight: &[f32], co: usize, dy: &[f32], input
             // dx (p x c) = dy (p x o) · weight (o x c).
             // SAFETY: band i alone writes rows r0..r1 of image img; all views in bounds.
             unsafe {
-                matmul(
-                    (r1 - r0) * d.w,
-                    d.c,
-                    co,
-                    dst.ptr().add(img * d.c * d.plane() + r0 * d.w),
-                    1,
-                    d.plane(),
-                    false,
-                    View::new(dy, img * co * d.plane() + r0 * d.w, 1, d.plane()),
-                    View::new(weight, 0, d.c, 1),
-                    Parallelism::None,
-                )
+                MatMul {
+                    m: (r1 - r0) * d.w,
+                    n: d.c,
+                    k: co,
+                    dst: ViewMut::new(dst.ptr().add(img * d.c * d.plane() + r0 * d.w), 1, d.plane()),
+                    accumulate: false,
+                    lhs: View::new(dy, img * co * d.plane() + r0 * d.w, 1, d.plane()),
+                    rhs: View::new(weight, 0, d.c, 1),
+                    par: Parallelism::None,
+                }
+                .run()
             };
         });
         dx
@@ -79,18 +77,17 @@ pub fn backward(x: &[f32], d: Dims, weight: &[f32], co: usize, dy: &[f32], input
         // acc (o x c) += dy (o x p) · x^T (p x c).
         // SAFETY: all views in bounds; acc is this group's own buffer.
         unsafe {
-            matmul(
-                co,
-                d.c,
-                (r1 - r0) * d.w,
-                acc.as_mut_ptr(),
-                d.c,
-                1,
-                true,
-                View::new(dy, img * co * d.plane() + r0 * d.w, d.plane(), 1),
-                View::new(x, img * d.c * d.plane() + r0 * d.w, 1, d.plane()),
+            MatMul {
+                m: co,
+                n: d.c,
+                k: (r1 - r0) * d.w,
+                dst: ViewMut::new(acc.as_mut_ptr(), d.c, 1),
+                accumulate: true,
+                lhs: View::new(dy, img * co * d.plane() + r0 * d.w, d.plane(), 1),
+                rhs: View::new(x, img * d.c * d.plane() + r0 * d.w, 1, d.plane()),
                 par,
-            )
+            }
+            .run()
         };
     });
     Grads { input, weight: weight_grad, bias: channel_sums(dy, od) }

@@ -9,7 +9,7 @@ use crate::chunks::{
     Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, buf, filled, filled_through, for_each_band, write_all,
     write_zeros,
 };
-use crate::matmul::{Parallelism, View, matmul};
+use crate::matmul::{MatMul, Parallelism, View, ViewMut};
 use crate::{Dims, Grads, channel_sums};
 
 /// Output size of a valid 3x3 convolution of `d` to `co` channels.
@@ -116,18 +116,17 @@ fn forward_with(
                     // tmp[o][p] = sum_kk weight[o][kk] col[kk][p]; as (p x o) = (p x kk)(kk x o).
                     // SAFETY: col, weight and tmp hold len*k, co*k and co*len floats.
                     unsafe {
-                        matmul(
-                            len,
-                            co,
+                        MatMul {
+                            m: len,
+                            n: co,
                             k,
-                            tmp.as_mut_ptr(),
-                            1,
-                            len,
-                            false,
-                            View::new(col, 0, 1, len),
-                            View::new(weight, 0, 1, k),
-                            Parallelism::None,
-                        )
+                            dst: ViewMut::new(tmp.as_mut_ptr(), 1, len),
+                            accumulate: false,
+                            lhs: View::new(col, 0, 1, len),
+                            rhs: View::new(weight, 0, 1, k),
+                            par: Parallelism::None,
+                        }
+                        .run()
                     };
                     tmp
                 }
@@ -348,7 +347,17 @@ fn weight_gradient_gemm(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<f32> {
         // which suits its column-major micro-kernels when `co` is small.
         // SAFETY: sizes as allocated above; acc is this group's own buffer.
         unsafe {
-            matmul(k, co, len, acc.as_mut_ptr(), 1, k, true, View::new(col, 0, len, 1), View::new(dzf, 0, 1, len), par)
+            MatMul {
+                m: k,
+                n: co,
+                k: len,
+                dst: ViewMut::new(acc.as_mut_ptr(), 1, k),
+                accumulate: true,
+                lhs: View::new(col, 0, len, 1),
+                rhs: View::new(dzf, 0, 1, len),
+                par,
+            }
+            .run()
         };
     })
 }

@@ -1,4 +1,4 @@
-//! A thin, typed wrapper over `gemm::gemm` with row/column strides.
+//! A thin, typed wrapper over `gemm::gemm`: one product with named, strided operands.
 
 pub(crate) use gemm::Parallelism;
 
@@ -11,55 +11,76 @@ pub(crate) struct View {
 }
 
 impl View {
+    /// The matrix starting at `data[offset]` with row stride `rs` and column stride `cs`.
     pub fn new(data: &[f32], offset: usize, rs: usize, cs: usize) -> View {
         View { ptr: data[offset..].as_ptr(), rs: rs as isize, cs: cs as isize }
     }
 }
 
-/// `dst (m x n) = [dst +] lhs (m x k) · rhs (k x n)`, `dst` at `dst + i * rs + j * cs`.
-///
-/// # Safety
-/// Every element addressed through the views and `dst` must lie inside live allocations,
-/// and no other thread may touch the `dst` elements during the call.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    dst_rs: usize,
-    dst_cs: usize,
-    accumulate: bool,
-    lhs: View,
-    rhs: View,
-    par: Parallelism,
-) {
-    if m == 0 || n == 0 {
-        return;
+/// A writable strided matrix: element `(i, j)` is at `ptr + i * rs + j * cs`.
+#[derive(Clone, Copy)]
+pub(crate) struct ViewMut {
+    pub ptr: *mut f32,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl ViewMut {
+    /// The matrix at `ptr` with row stride `rs` and column stride `cs` (no access happens
+    /// here; [`MatMul::run`] states what must hold).
+    pub fn new(ptr: *mut f32, rs: usize, cs: usize) -> ViewMut {
+        ViewMut { ptr, rs, cs }
     }
-    // SAFETY: forwarded from the caller; gemm computes dst := 1*dst + 1*lhs*rhs
-    // (or dst := lhs*rhs when `accumulate` is false).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            dst_cs as isize,
-            dst_rs as isize,
-            accumulate,
-            lhs.ptr,
-            lhs.cs,
-            lhs.rs,
-            rhs.ptr,
-            rhs.cs,
-            rhs.rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
+}
+
+/// One product `dst (m x n) = [dst +] lhs (m x k) · rhs (k x n)`.
+pub(crate) struct MatMul {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub dst: ViewMut,
+    /// Add to `dst` instead of overwriting it.
+    pub accumulate: bool,
+    pub lhs: View,
+    pub rhs: View,
+    pub par: Parallelism,
+}
+
+impl MatMul {
+    /// Computes the product.
+    ///
+    /// # Safety
+    /// Every element addressed through `lhs`, `rhs` and `dst` must lie inside live
+    /// allocations, and no other thread may touch the `dst` elements during the call.
+    pub unsafe fn run(self) {
+        let MatMul { m, n, k, dst, accumulate, lhs, rhs, par } = self;
+        if m == 0 || n == 0 {
+            return;
+        }
+        // SAFETY: forwarded from the caller; gemm computes dst := 1*dst + 1*lhs*rhs
+        // (or dst := lhs*rhs when `accumulate` is false).
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.ptr,
+                dst.cs as isize,
+                dst.rs as isize,
+                accumulate,
+                lhs.ptr,
+                lhs.cs,
+                lhs.rs,
+                rhs.ptr,
+                rhs.cs,
+                rhs.rs,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                par,
+            )
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! over a band of input pixels plus an interleave (forward) or de-interleave (backward).
 
 use crate::chunks::{Bands, MIN_BAND_PIXELS, SharedMut, accumulate_bands, buf, filled_through, for_each_band};
-use crate::matmul::{Parallelism, View, matmul};
+use crate::matmul::{MatMul, Parallelism, View, ViewMut};
 use crate::{Dims, Grads, channel_sums};
 
 /// Output size of the up-convolution of `d` to `co` channels.
@@ -27,18 +27,17 @@ pub fn forward(x: &[f32], d: Dims, weight: &[f32], co: usize, bias: Option<&[f32
             // tmp (p x j) = x (p x c) · weight (c x j).
             // SAFETY: x rows r0..r1 of every channel of image img, weight and tmp are in bounds.
             unsafe {
-                matmul(
-                    len,
-                    j,
-                    d.c,
-                    tmp.as_mut_ptr(),
-                    1,
-                    len,
-                    false,
-                    View::new(x, img * d.c * d.plane() + r0 * d.w, 1, d.plane()),
-                    View::new(weight, 0, j, 1),
-                    Parallelism::None,
-                )
+                MatMul {
+                    m: len,
+                    n: j,
+                    k: d.c,
+                    dst: ViewMut::new(tmp.as_mut_ptr(), 1, len),
+                    accumulate: false,
+                    lhs: View::new(x, img * d.c * d.plane() + r0 * d.w, 1, d.plane()),
+                    rhs: View::new(weight, 0, j, 1),
+                    par: Parallelism::None,
+                }
+                .run()
             };
             for o in 0..co {
                 let b = bias.map_or(0.0, |b| b[o]);
@@ -100,18 +99,17 @@ pub fn backward(x: &[f32], d: Dims, weight: &[f32], co: usize, dy: &[f32], input
             // dx (p x c) = g^T (p x j) · weight^T (j x c), written straight into dx.
             // SAFETY: band i alone writes rows r0..r1 of image img; all views in bounds.
             unsafe {
-                matmul(
-                    len,
-                    d.c,
-                    j,
-                    dst.ptr().add(img * d.c * d.plane() + r0 * d.w),
-                    1,
-                    d.plane(),
-                    false,
-                    View::new(g, 0, 1, len),
-                    View::new(weight, 0, 1, j),
-                    Parallelism::None,
-                )
+                MatMul {
+                    m: len,
+                    n: d.c,
+                    k: j,
+                    dst: ViewMut::new(dst.ptr().add(img * d.c * d.plane() + r0 * d.w), 1, d.plane()),
+                    accumulate: false,
+                    lhs: View::new(g, 0, 1, len),
+                    rhs: View::new(weight, 0, 1, j),
+                    par: Parallelism::None,
+                }
+                .run()
             };
         });
         dx
@@ -125,18 +123,17 @@ pub fn backward(x: &[f32], d: Dims, weight: &[f32], co: usize, dy: &[f32], input
         // acc (c x j) += x (c x p) · g^T (p x j).
         // SAFETY: all views in bounds; acc is this group's own buffer.
         unsafe {
-            matmul(
-                d.c,
-                j,
-                len,
-                acc.as_mut_ptr(),
-                j,
-                1,
-                true,
-                View::new(x, img * d.c * d.plane() + r0 * d.w, d.plane(), 1),
-                View::new(g, 0, 1, len),
+            MatMul {
+                m: d.c,
+                n: j,
+                k: len,
+                dst: ViewMut::new(acc.as_mut_ptr(), j, 1),
+                accumulate: true,
+                lhs: View::new(x, img * d.c * d.plane() + r0 * d.w, d.plane(), 1),
+                rhs: View::new(g, 0, 1, len),
                 par,
-            )
+            }
+            .run()
         };
     });
     Grads { input, weight: weight_grad, bias: channel_sums(dy, od) }

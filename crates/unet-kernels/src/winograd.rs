@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::Dims;
 use crate::chunks::{Bands, Scratch, SharedMut, accumulate_bands, buf, filled_through, for_each_band, with_scratch};
 use crate::conv3x3::{output_dims, padded_dims};
-use crate::matmul::{Parallelism, View, matmul};
+use crate::matmul::{MatMul, Parallelism, View, ViewMut};
 
 /// Positions of a transformed 4x4 tile.
 const XI: usize = 16;
@@ -142,18 +142,17 @@ fn band(
     let product = |xi: usize| {
         // SAFETY: product xi alone writes M[xi]; V[xi] and U[xi] are in bounds.
         unsafe {
-            matmul(
-                t,
-                co,
-                ci,
-                mp.ptr().add(xi * co * t),
-                1,
-                t,
-                false,
-                View::new(v, xi * ci * t, 1, t),
-                View::new(u, xi * co * ci, 1, ci),
-                Parallelism::None,
-            )
+            MatMul {
+                m: t,
+                n: co,
+                k: ci,
+                dst: ViewMut::new(mp.ptr().add(xi * co * t), 1, t),
+                accumulate: false,
+                lhs: View::new(v, xi * ci * t, 1, t),
+                rhs: View::new(u, xi * co * ci, 1, ci),
+                par: Parallelism::None,
+            }
+            .run()
         }
     };
     phase(XI, parallel, product);
@@ -240,18 +239,17 @@ pub(crate) fn weight_gradient(x: &[f32], d: Dims, dz: &[f32], co: usize) -> Vec<
         phase(XI, parallel, |xi| {
             // SAFETY: product xi alone writes dU[xi]; V[xi] and Z[xi] are in bounds.
             unsafe {
-                matmul(
-                    ci,
-                    co,
-                    t,
-                    ap.ptr().add(xi * ci * co),
-                    1,
-                    ci,
-                    true,
-                    View::new(v, xi * ci * t, t, 1),
-                    View::new(z, xi * co * t, 1, t),
-                    Parallelism::None,
-                )
+                MatMul {
+                    m: ci,
+                    n: co,
+                    k: t,
+                    dst: ViewMut::new(ap.ptr().add(xi * ci * co), 1, ci),
+                    accumulate: true,
+                    lhs: View::new(v, xi * ci * t, t, 1),
+                    rhs: View::new(z, xi * co * t, 1, t),
+                    par: Parallelism::None,
+                }
+                .run()
             }
         });
     });

@@ -48,24 +48,25 @@ fn main() {
         .collect();
     let prop = Plane::new(w, h, blur);
     let th = 0.5;
-    let (tb, pb) = (truth.binarize(th), prop.binarize(th));
-    let (tl, _) = label_components(&tb, w, h, Connectivity::Four);
-    let (pl, _) = label_components(&pb, w, h, Connectivity::Four);
+    let (tg, pg) = (binarize(&truth, th), binarize(&prop, th));
+    let (tb, pb) = (tg.data.clone(), pg.data.clone());
+    let tl = label_components(&tg, Connectivity::Four).0.data;
+    let pl = label_components(&pg, Connectivity::Four).0.data;
     println!("512x512 pair (ISBI 2012 train label 00 vs shifted, blurred copy), threshold {th}, median of 5:");
     time("pixel error + F-score", 5, || PixelStats::new(&tb, &pb).fscore());
     time("connected components (4), both images", 5, || {
-        (label_components(&tb, w, h, Connectivity::Four), label_components(&pb, w, h, Connectivity::Four))
+        (label_components(&tg, Connectivity::Four), label_components(&pg, Connectivity::Four))
     });
     time("Rand (unthinned, incl. components)", 5, || {
-        let (t, _) = label_components(&tb, w, h, Connectivity::Four);
-        let (p, _) = label_components(&pb, w, h, Connectivity::Four);
+        let t = label_components(&tg, Connectivity::Four).0.data;
+        let p = label_components(&pg, Connectivity::Four).0.data;
         RandStats::foreground_restricted(&t, &p).fscore()
     });
-    time("border thinning (watershed)", 5, || thin_borders(&pb, w, h));
+    time("border thinning (watershed)", 5, || thin_borders(&pg));
     time("V_Rand after thinning (incl. thinning)", 5, || {
-        RandStats::foreground_restricted(&tl, &thin_borders(&pb, w, h)).fscore()
+        RandStats::foreground_restricted(&tl, &thin_borders(&pg).data).fscore()
     });
-    time("V_Info after thinning (incl. thinning)", 5, || v_info(&tl, &thin_borders(&pb, w, h)));
+    time("V_Info after thinning (incl. thinning)", 5, || v_info(&tl, &thin_borders(&pg).data));
     time("warping error + defect classification", 5, || simple_point_warp(&truth, &prop, th, None).counts);
     time("warping, classification radius 20", 5, || simple_point_warp(&truth, &prop, th, Some(20)).counts);
     time("IoU + Dice", 5, || (iou(&tb, &pb), dice(&tb, &pb)));

@@ -4,6 +4,8 @@
 //! operation, with the exact connectivity the challenge fixes, and a flood fill is a few
 //! lines.
 
+use unet_grid::Grid;
+
 /// Pixel adjacency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Connectivity {
@@ -22,10 +24,16 @@ impl Connectivity {
     }
 }
 
-/// Labels the `true` pixels of a row-major `width x height` mask: 0 for background,
-/// `1..=count` for the components in raster order of their first pixel. Returns the
-/// labels and the count.
-pub fn label_components(mask: &[bool], width: usize, height: usize, conn: Connectivity) -> (Vec<u32>, u32) {
+/// Labels the `true` pixels of a one-channel mask: 0 for background, `1..=count` for the
+/// components in raster order of their first pixel. Returns the labels and the count.
+pub fn label_components(mask: &Grid<bool>, conn: Connectivity) -> (Grid<u32>, u32) {
+    let (labels, count) = components(&mask.data, mask.width, mask.height, conn);
+    (mask.with_plane(labels), count)
+}
+
+/// [`label_components`] on a row-major slice (the warping error calls it on 3x3
+/// neighbourhoods, where a grid would cost an allocation per pixel).
+pub(crate) fn components(mask: &[bool], width: usize, height: usize, conn: Connectivity) -> (Vec<u32>, u32) {
     assert_eq!(mask.len(), width * height, "mask size");
     let mut labels = vec![0u32; mask.len()];
     let mut next = 0u32;
@@ -61,11 +69,13 @@ mod tests {
 
     #[test]
     fn diagonal_pixels_split_under_four_join_under_eight() {
-        let m = [true, false, false, true];
-        assert_eq!(label_components(&m, 2, 2, Connectivity::Four).1, 2);
-        assert_eq!(label_components(&m, 2, 2, Connectivity::Eight).1, 1);
-        let (l, n) = label_components(&[true, true, false, false, false, true], 3, 2, Connectivity::Four);
+        let m = Grid::new(2, 2, vec![true, false, false, true]);
+        assert_eq!(label_components(&m, Connectivity::Four).1, 2);
+        assert_eq!(label_components(&m, Connectivity::Eight).1, 1);
+        let (l, n) =
+            label_components(&Grid::new(3, 2, vec![true, true, false, false, false, true]), Connectivity::Four);
         assert_eq!(n, 2);
-        assert_eq!(l, vec![1, 1, 0, 0, 0, 2]);
+        assert_eq!(l.size(), (3, 2));
+        assert_eq!(l.data, vec![1, 1, 0, 0, 0, 2]);
     }
 }

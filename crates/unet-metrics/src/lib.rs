@@ -29,7 +29,7 @@ pub use overlap::{
     AP_IOU_THRESHOLDS, InstanceMatch, dice, dice_from_counts, instance_match, iou, iou_from_counts, seg_score,
 };
 pub use pixel::PixelStats;
-pub use plane::Plane;
+pub use plane::{Plane, binarize, is_binary};
 pub use rand_index::RandStats;
 pub use report::{needs_warping, report};
 pub use stack::{
@@ -37,6 +37,7 @@ pub use stack::{
     check_thresholds, evaluate_slice, evaluate_stack, evaluate_stack_with_progress, isbi_thresholds, metric_names,
     parse_thresholds, threshold_range,
 };
+pub use unet_grid::Grid;
 pub use variation_of_information::v_info;
 pub use warping::{Defect, DefectCounts, WarpingResult, simple_point_warp, warping_error};
 pub use watershed::{thin_borders, watershed};

@@ -8,11 +8,12 @@ use serde::Serialize;
 use crate::components::{Connectivity, label_components};
 use crate::overlap::{InstanceMatch, dice_from_counts, instance_match, iou_from_counts, seg_score};
 use crate::pixel::PixelStats;
-use crate::plane::Plane;
+use crate::plane::{Plane, binarize};
 use crate::rand_index::RandStats;
 use crate::variation_of_information::v_info;
 use crate::warping::{DefectCounts, simple_point_warp};
 use crate::watershed::thin_borders;
+use unet_grid::Grid;
 
 /// The thresholds `min, min + step, ...` accumulated in double precision exactly as the
 /// organisers' loops do (`for (th = min; th <= max; th += step)`): 0.0..=1.0 by 0.1 gives 11
@@ -194,33 +195,33 @@ pub struct MetricRow {
     pub ap: f64,
 }
 
-fn instances_of(mask: &[bool], w: usize, h: usize) -> Vec<u32> {
-    label_components(mask, w, h, Connectivity::Four).0
+fn instances_of(mask: &Grid<bool>) -> Vec<u32> {
+    label_components(mask, Connectivity::Four).0.data
 }
 
 /// All counts of one slice at one threshold.
 pub fn evaluate_slice(s: &SliceInput, threshold: f64, opts: &IsbiOptions) -> SliceMetrics {
     let (w, h) = (s.truth.width, s.truth.height);
-    let truth_bin = s.truth.binarize(threshold);
-    let prop_bin = s.proposal.binarize(threshold);
+    let truth_bin = binarize(&s.truth, threshold);
+    let prop_bin = binarize(&s.proposal, threshold);
     // Segments: the given instance ids, else the 4-connected components (ISBI).
-    let truth_inst = s.truth_instances.clone().unwrap_or_else(|| instances_of(&truth_bin, w, h));
+    let truth_inst = s.truth_instances.clone().unwrap_or_else(|| instances_of(&truth_bin));
     let prop_cc;
     let pred_inst = match &s.proposal_instances {
         Some(ids) => ids,
         None => {
-            prop_cc = instances_of(&prop_bin, w, h);
+            prop_cc = instances_of(&prop_bin);
             &prop_cc
         }
     };
     // Border thinning applies to binary proposals; instance labels are used as they are.
-    let thinned = if s.proposal_instances.is_some() { pred_inst.clone() } else { thin_borders(&prop_bin, w, h) };
+    let thinned = if s.proposal_instances.is_some() { pred_inst.clone() } else { thin_borders(&prop_bin).data };
     let rand = RandStats::foreground_restricted(&truth_inst, pred_inst);
     let v_rand_thinned = RandStats::foreground_restricted(&truth_inst, &thinned).fscore();
     let (seg_sum, seg_count) = seg_score(&truth_inst, pred_inst);
     let mut m = SliceMetrics {
         pixels: (w * h) as u64,
-        pixel: PixelStats::new(&s.truth.binarize(0.0), &prop_bin),
+        pixel: PixelStats::new(&binarize(&s.truth, 0.0).data, &prop_bin.data),
         rand,
         v_rand_thinned,
         v_info: v_info(&truth_inst, pred_inst),

@@ -11,7 +11,7 @@
 
 use std::sync::OnceLock;
 
-use crate::components::{Connectivity, label_components};
+use crate::components::{Connectivity, components};
 use crate::plane::Plane;
 
 /// Simple-point table over the 512 3x3 patches (bit `i` = pixel `(i % 3, i / 3)`; bit 4 is
@@ -27,11 +27,11 @@ fn simple_table() -> &'static [bool; 512] {
             let px = |i: usize| bits >> i & 1 == 1;
             let fg: Vec<bool> = (0..9).map(|i| i != 4 && px(i)).collect();
             let bg: Vec<bool> = (0..9).map(|i| i != 4 && !px(i)).collect();
-            let (fl, _) = label_components(&fg, 3, 3, Connectivity::Four);
+            let (fl, _) = components(&fg, 3, 3, Connectivity::Four);
             let mut touching: Vec<u32> = [1, 3, 5, 7].iter().map(|&i| fl[i]).filter(|&l| l != 0).collect();
             touching.sort_unstable();
             touching.dedup();
-            let (_, nbg) = label_components(&bg, 3, 3, Connectivity::Eight);
+            let (_, nbg) = components(&bg, 3, 3, Connectivity::Eight);
             *slot = touching.len() == 1 && nbg == 1;
         }
         t
@@ -189,7 +189,7 @@ fn neighbour_ids(labels: &[u32], w: usize, h: usize, x: usize, y: usize) -> Vec<
 /// The reference's classification of remaining mismatches by the 4-connected components
 /// of the warped truth around each pixel.
 fn classify(warped: &[bool], w: usize, h: usize, mismatches: &[(usize, usize)], radius: Option<usize>) -> Vec<Defect> {
-    let (comp, _) = label_components(warped, w, h, Connectivity::Four);
+    let (comp, _) = components(warped, w, h, Connectivity::Four);
     let radius = radius.filter(|&r| r >= 1 && r <= w && r <= h);
     mismatches
         .iter()

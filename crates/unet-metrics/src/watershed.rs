@@ -8,14 +8,17 @@
 
 use std::collections::VecDeque;
 
+use unet_grid::Grid;
+
 const MASK: i64 = -2;
 const WSHED: i64 = 0;
 const INIT: i64 = -1;
 const INQUEUE: i64 = -3;
 
-/// Watershed of a `width x height` relief (`levels[y * width + x]`): labels `>= 1` for the
-/// catchment basins grown from the regional minima, 0 for watershed lines.
-pub fn watershed(levels: &[u8], width: usize, height: usize) -> Vec<u32> {
+/// Watershed of a one-channel relief: labels `>= 1` for the catchment basins grown from
+/// the regional minima, 0 for watershed lines.
+pub fn watershed(relief: &Grid<u8>) -> Grid<u32> {
+    let (levels, width, height) = (&relief.data, relief.width, relief.height);
     let n = levels.len();
     assert_eq!(n, width * height, "relief size");
     let mut order: Vec<usize> = (0..width).flat_map(|x| (0..height).map(move |y| y * width + x)).collect();
@@ -94,14 +97,13 @@ pub fn watershed(levels: &[u8], width: usize, height: usize) -> Vec<u32> {
             break;
         }
     }
-    lab.into_iter().map(|v| if v > 0 { v as u32 } else { 0 }).collect()
+    relief.with_plane(lab.into_iter().map(|v| if v > 0 { v as u32 } else { 0 }).collect())
 }
 
 /// Thins the borders of a binary proposal (`true` = cell interior) to one-pixel
 /// watershed lines: returns the segment labels (`>= 1`) with 0 on the lines.
-pub fn thin_borders(interior: &[bool], width: usize, height: usize) -> Vec<u32> {
-    let relief: Vec<u8> = interior.iter().map(|&c| if c { 0 } else { 255 }).collect();
-    watershed(&relief, width, height)
+pub fn thin_borders(interior: &Grid<bool>) -> Grid<u32> {
+    watershed(&interior.map(|&c| if c { 0 } else { 255 }))
 }
 
 #[cfg(test)]
@@ -113,7 +115,7 @@ mod tests {
         // Two cells (columns 0-1 and 7-8) separated by a 5-px membrane (columns 2-6).
         let (w, h) = (9, 4);
         let interior: Vec<bool> = (0..w * h).map(|i| !(2..=6).contains(&(i % w))).collect();
-        let l = thin_borders(&interior, w, h);
+        let l = thin_borders(&Grid::new(w, h, interior)).data;
         for y in 0..h {
             let row = &l[y * w..(y + 1) * w];
             assert_eq!(row.iter().filter(|&&v| v == 0).count(), 1, "row {y}: {row:?}");
@@ -128,12 +130,12 @@ mod tests {
         // 4-px membrane: the dam takes one of the two middle columns, never both.
         let (w, h) = (8, 3);
         let interior: Vec<bool> = (0..w * h).map(|i| !(2..=5).contains(&(i % w))).collect();
-        let l = thin_borders(&interior, w, h);
+        let l = thin_borders(&Grid::new(w, h, interior)).data;
         for y in 0..h {
             assert_eq!(l[y * w..(y + 1) * w].iter().filter(|&&v| v == 0).count(), 1);
         }
         // A proposal with no interior floods as one region at the top level.
-        let l = thin_borders(&[false; 6], 3, 2);
-        assert!(l.iter().all(|&v| v == 1));
+        let l = thin_borders(&Grid::new(3, 2, vec![false; 6]));
+        assert!(l.data.iter().all(|&v| v == 1));
     }
 }

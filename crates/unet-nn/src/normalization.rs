@@ -63,7 +63,7 @@ impl Affine {
 /// linear interpolation between order statistics (numpy's default), over an even subsample
 /// of at most [`PERCENTILE_SAMPLES`] values. `None` for a plane without finite values.
 pub fn percentiles(plane: &[f32], ps: &[f32]) -> Option<Vec<f32>> {
-    let stride = plane.len().div_ceil(PERCENTILE_SAMPLES).max(1);
+    let stride = percentile_stride(plane.len());
     let mut v: Vec<f32> = plane.iter().step_by(stride).copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return None;
@@ -80,6 +80,12 @@ pub fn percentiles(plane: &[f32], ps: &[f32]) -> Option<Vec<f32>> {
             })
             .collect(),
     )
+}
+
+/// The stride of the even subsample that [`percentiles`] reads from `len` values: it reads
+/// the values at indices `0, stride, 2 * stride, ...`.
+pub fn percentile_stride(len: usize) -> usize {
+    len.div_ceil(PERCENTILE_SAMPLES).max(1)
 }
 
 /// The robust intensity range of a plane: its `low` and `high` percentiles, or its minimum
@@ -126,6 +132,48 @@ impl Normalization {
                 let mid = (lo as f64 + hi as f64) / 2.0;
                 let inv = inverse_range(hi as f64 - lo as f64, mid);
                 Affine { offset: mid as f32, scale: (PERCENTILE_SPAN as f64 * inv) as f32 }
+            }
+        }
+    }
+
+    /// [`Normalization::affine`] of a plane of `len` values too large to hold at once,
+    /// with the same bits: `pass(visit)` must call `visit` on the plane's values in
+    /// row-major order, in consecutive pieces of any length; it is called once or twice
+    /// (per-image statistics take a pass for the mean and one for the variance, percentiles
+    /// keep only their even subsample, fixed statistics read nothing). An error of `pass`
+    /// is returned as it is.
+    pub fn affine_streamed<E>(
+        &self,
+        len: usize,
+        max_value: f32,
+        mut pass: impl FnMut(&mut dyn FnMut(&[f32])) -> Result<(), E>,
+    ) -> Result<Affine, E> {
+        match *self {
+            Normalization::Fixed { .. } => Ok(self.affine(&[], max_value)),
+            Normalization::PerImage => {
+                // The same sums as `affine`: f64, in the plane's order, from `Sum`'s start
+                // value (-0.0, so that a plane of -0.0 sums to -0.0 in both).
+                let n = len.max(1) as f64;
+                let mut sum = -0.0f64;
+                pass(&mut |piece| sum = piece.iter().fold(sum, |s, &v| s + v as f64))?;
+                let mean = sum / n;
+                let mut var = -0.0f64;
+                pass(&mut |piece| var = piece.iter().fold(var, |s, &v| s + (v as f64 - mean).powi(2)))?;
+                let var = var / n;
+                Ok(Affine { offset: mean as f32, scale: inverse_range(var.sqrt(), mean) as f32 })
+            }
+            Normalization::Percentile { .. } => {
+                // The subsample `percentiles` would take from the whole plane; of at most
+                // PERCENTILE_SAMPLES values, it is its own subsample (stride 1).
+                let stride = percentile_stride(len);
+                let mut samples = Vec::with_capacity(len.div_ceil(stride));
+                let mut at = 0usize;
+                pass(&mut |piece| {
+                    let first = (stride - at % stride) % stride;
+                    samples.extend(piece.iter().skip(first).step_by(stride));
+                    at += piece.len();
+                })?;
+                Ok(self.affine(&samples, max_value))
             }
         }
     }
@@ -185,6 +233,54 @@ mod tests {
         assert!(
             (a.map(200.0) - PERCENTILE_SPAN / 2.0).abs() < 1e-5 && (a.map(10.0) + PERCENTILE_SPAN / 2.0).abs() < 1e-5
         );
+    }
+
+    #[test]
+    fn streamed_statistics_have_the_bits_of_the_whole_plane() {
+        // Longer than the percentile subsample, so the stride is 3; pieces of odd sizes.
+        let len = 2 * PERCENTILE_SAMPLES + 12_345;
+        let plane: Vec<f32> = (0..len).map(|i| ((i * 7919) % 4093) as f32 * 0.37 + (i % 13) as f32).collect();
+        for norm in [Normalization::default(), Normalization::PerImage, Normalization::Fixed { mean: 0.2, std: 0.1 }] {
+            let whole = norm.affine(&plane, 255.0);
+            let mut passes = 0;
+            let streamed = norm
+                .affine_streamed(len, 255.0, |visit| -> Result<(), ()> {
+                    passes += 1;
+                    let mut at = 0;
+                    for size in [1usize, 1000, 77_777].iter().cycle() {
+                        let end = (at + size).min(len);
+                        visit(&plane[at..end]);
+                        at = end;
+                        if at == len {
+                            break;
+                        }
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(
+                (streamed.offset.to_bits(), streamed.scale.to_bits()),
+                (whole.offset.to_bits(), whole.scale.to_bits()),
+                "{norm:?}"
+            );
+            let expected = match norm {
+                Normalization::PerImage => 2,
+                Normalization::Percentile { .. } => 1,
+                Normalization::Fixed { .. } => 0,
+            };
+            assert_eq!(passes, expected, "{norm:?}");
+        }
+        let zeros = [-0.0f32; 5];
+        let whole = Normalization::PerImage.affine(&zeros, 1.0);
+        let streamed = Normalization::PerImage
+            .affine_streamed(5, 1.0, |v| -> Result<(), ()> {
+                v(&zeros);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(whole.offset.to_bits(), streamed.offset.to_bits());
+        // An error of the reader comes back as it is.
+        assert_eq!(Normalization::PerImage.affine_streamed(4, 1.0, |_| Err("disk")), Err("disk"));
     }
 
     #[test]

@@ -200,7 +200,7 @@ pub fn generate(p: &SynthParams, seed: u64) -> Synthetic {
         .collect();
     let kind = if p.bit_depth == 16 { SampleKind::U16 } else { SampleKind::U8 };
     let n = *labels.iter().max().unwrap_or(&0) as usize;
-    Synthetic { image: Image::gray(w, h, kind, data), labels: Label { width: w, height: h, data: labels }, cells: n }
+    Synthetic { image: Image::gray(w, h, kind, data), labels: Label::new(w, h, labels), cells: n }
 }
 
 /// Indices of points in square buckets of a fixed side.
@@ -368,8 +368,7 @@ mod tests {
             assert!((0.3..=0.95).contains(&share), "seed {seed}: touching share {share}");
             // Ids are 1..=n, each one 4-connected region.
             for id in 1..=s.cells as u32 {
-                let mask: Vec<bool> = l.data.iter().map(|&v| v == id).collect();
-                assert_eq!(label_components(&mask, l.width, l.height, Connectivity::Four).1, 1, "cell {id}");
+                assert_eq!(label_components(&l.map(|&v| v == id), Connectivity::Four).1, 1, "cell {id}");
             }
             assert_eq!(*l.data.iter().max().unwrap() as usize, s.cells);
             // Cells are brighter than the background on average.

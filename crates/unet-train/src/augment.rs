@@ -307,17 +307,15 @@ mod tests {
     #[test]
     fn augmented_labels_stay_in_the_label_set() {
         use crate::sampling::{TrainImage, draw_sample, step_rng};
+        use unet_io::Grid;
         let (w, h) = (40, 30);
         let classes: Vec<u32> = (0..w * h).map(|i| [0, 1, 3][(i / 7 + i % w / 9) % 3]).collect();
         let img = TrainImage {
-            width: w,
-            height: h,
-            channels: 1,
-            data: (0..w * h).map(|i| (i % 17) as f32 / 17.0).collect(),
+            image: Grid::new(w, h, (0..w * h).map(|i| (i % 17) as f32 / 17.0).collect()),
             gain: vec![3.0],
             bias: vec![-1.5],
-            classes,
-            weights: vec![1.0; w * h],
+            classes: Grid::new(w, h, classes),
+            weights: Grid::filled(w, h, 1, 1.0),
         };
         for step in 0..20 {
             let mut rng = step_rng(3, step, 0);

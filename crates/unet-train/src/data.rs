@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use unet_io::{ColorMode, Image, Label, LabelKind};
+use unet_io::{ColorMode, Grid, Image, Label, LabelKind};
 use unet_nn::Normalization;
 
 use crate::config::{LabelMode, NormMode};
@@ -21,7 +21,7 @@ pub struct LabelledImage {
     /// The image file.
     pub path: std::path::PathBuf,
     pub image: Image,
-    pub cells: Vec<u32>,
+    pub cells: Label,
 }
 
 fn distinct_at_most_two(v: &[u32]) -> bool {
@@ -32,8 +32,7 @@ fn distinct_at_most_two(v: &[u32]) -> bool {
 /// The cells of a label image (read as instance ids) as the mode says: instance ids as
 /// they are, or the 4-connected components of a binary mask, with touching cells split by
 /// one-pixel separation borders. `path` names the file in errors.
-pub fn label_cells(label: &Label, mode: LabelMode, path: &Path) -> Result<Vec<u32>> {
-    let (w, h) = label.size();
+pub fn label_cells(label: &Label, mode: LabelMode, path: &Path) -> Result<Label> {
     let is_instance = match mode {
         LabelMode::Instance => true,
         LabelMode::Binary => {
@@ -47,7 +46,7 @@ pub fn label_cells(label: &Label, mode: LabelMode, path: &Path) -> Result<Vec<u3
         }
         LabelMode::Auto => !distinct_at_most_two(&label.data),
     };
-    Ok(separate_touching(&instances(&label.data, w, h, is_instance), w, h))
+    Ok(separate_touching(&instances(label, is_instance)))
 }
 
 /// A labelled image from memory (say, numpy arrays or images made by a program): the
@@ -77,7 +76,7 @@ pub fn load_labelled(images: &Path, labels: &Path, mode: LabelMode) -> Result<Ve
             out.push(LabelledImage { name, path: pair.image.clone(), image, cells });
         }
     }
-    if !out.iter().any(|l| l.cells.iter().any(|&c| c != 0)) {
+    if !out.iter().any(|l| l.cells.any_nonzero()) {
         return Err(TrainError::Data(format!(
             "{}: no label has any foreground (cells); annotate cells with non-zero values",
             labels.display()
@@ -101,7 +100,7 @@ pub fn prepare(
 ) -> Result<(Vec<TrainImage>, Normalization, Vec<f32>)> {
     let mut counts = ClassCounts::default();
     for l in set {
-        counts.add(&l.cells.iter().map(|&c| u32::from(c != 0)).collect::<Vec<_>>());
+        counts.add(&l.cells.data.iter().map(|&c| u32::from(c != 0)).collect::<Vec<_>>());
     }
     let mut class_weight = counts.balance();
     class_weight.resize(2, 1.0);
@@ -124,7 +123,6 @@ pub fn prepare(
     };
     let mut images = Vec::with_capacity(set.len());
     for l in set {
-        let (w, h) = l.image.size();
         let mut data = Vec::with_capacity(l.image.data.len());
         let (mut gain, mut bias) = (Vec::new(), Vec::new());
         for c in 0..l.image.channels {
@@ -150,14 +148,11 @@ pub fn prepare(
             bias.push(b);
         }
         images.push(TrainImage {
-            width: w,
-            height: h,
-            channels: l.image.channels,
-            data,
+            image: Grid::with_channels(l.image.width, l.image.height, l.image.channels, data),
             gain,
             bias,
-            classes: l.cells.iter().map(|&c| u32::from(c != 0)).collect(),
-            weights: weight_map(&l.cells, w, h, &class_weight, params),
+            classes: l.cells.map(|&c| u32::from(c != 0)),
+            weights: weight_map(&l.cells, &class_weight, params),
         });
     }
     Ok((images, normalization, class_weight))

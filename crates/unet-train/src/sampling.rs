@@ -4,6 +4,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use unet_io::Grid;
 
 use crate::augment::{
     AugmentConfig, GrayChange, TileCenters, Transform, sample_bicubic, sample_bilinear, sample_nearest,
@@ -27,18 +28,16 @@ pub fn step_rng(seed: u64, step: u64, purpose: u64) -> ChaCha8Rng {
 /// unit to network input, per-pixel classes and the weight map.
 #[derive(Debug, Clone)]
 pub struct TrainImage {
-    pub width: usize,
-    pub height: usize,
-    pub channels: usize,
-    /// Planar, in intensity units (0 everywhere for a constant channel).
-    pub data: Vec<f32>,
+    /// The image in intensity units (0 everywhere for a constant channel).
+    pub image: Grid<f32>,
     /// Per channel, network input = `data * gain + bias`: the model's normalisation of the
     /// original samples, rewritten for intensity units.
     pub gain: Vec<f32>,
     pub bias: Vec<f32>,
     /// Class index per pixel (0 = background).
-    pub classes: Vec<u32>,
-    pub weights: Vec<f32>,
+    pub classes: Grid<u32>,
+    /// The weight map (eq. 2).
+    pub weights: Grid<f32>,
 }
 
 /// A network input tile with its target classes and weights on the output region.
@@ -63,8 +62,8 @@ fn center_along<R: Rng>(n: usize, out: usize, centers: TileCenters, rng: &mut R)
 /// [`TileCenters`]), rotation/flip/elastic deformation and gray-value change as configured.
 pub fn draw_sample(set: &[TrainImage], tile: usize, out: usize, aug: &AugmentConfig, rng: &mut ChaCha8Rng) -> Sample {
     let img = &set[rng.random_range(0..set.len())];
-    let cx = center_along(img.width, out, aug.tile_centers, rng);
-    let center = (cx, center_along(img.height, out, aug.tile_centers, rng));
+    let cx = center_along(img.image.width, out, aug.tile_centers, rng);
+    let center = (cx, center_along(img.image.height, out, aug.tile_centers, rng));
     let transform = Transform::random(center, aug, rng);
     let gray = GrayChange::random(aug, rng);
     extract(img, tile, out, &transform, &gray, rng)
@@ -80,13 +79,12 @@ pub fn extract(
     gray: &GrayChange,
     rng: &mut ChaCha8Rng,
 ) -> Sample {
-    let (w, h) = (img.width, img.height);
-    let n = w * h;
+    let (w, h) = img.image.size();
     let coords: Vec<(f64, f64)> =
         (0..tile * tile).map(|i| t.source((i % tile) as f64, (i / tile) as f64, tile, tile, 0.0)).collect();
-    let mut input = Vec::with_capacity(img.channels * tile * tile);
-    for c in 0..img.channels {
-        let plane = &img.data[c * n..(c + 1) * n];
+    let mut input = Vec::with_capacity(img.image.channels * tile * tile);
+    for c in 0..img.image.channels {
+        let plane = img.image.plane(c);
         let mut v: Vec<f32> = coords.iter().map(|&(x, y)| sample_bicubic(plane, w, h, x, y)).collect();
         gray.apply(&mut v, rng);
         let (g, b) = (img.gain[c], img.bias[c]);
@@ -99,8 +97,8 @@ pub fn extract(
     for v in 0..out {
         for u in 0..out {
             let (x, y) = coords[(v + off) * tile + u + off];
-            classes.push(sample_nearest(&img.classes, w, h, x, y));
-            weights.push(sample_bilinear(&img.weights, w, h, x, y));
+            classes.push(sample_nearest(&img.classes.data, w, h, x, y));
+            weights.push(sample_bilinear(&img.weights.data, w, h, x, y));
         }
     }
     Sample { input, classes, weights }

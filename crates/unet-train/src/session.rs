@@ -99,13 +99,13 @@ impl<B: UnetBackend> Session<B> {
         if !problems.is_empty() {
             return Err(TrainError::Config(problems));
         }
-        if !train.iter().any(|l| l.cells.iter().any(|&c| c != 0)) {
+        if !train.iter().any(|l| l.cells.any_nonzero()) {
             return Err(TrainError::Data(
                 "no training label has any foreground (cells); annotate cells with non-zero values".into(),
             ));
         }
         let (images, normalization, class_weight) = prepare(train, &cfg.weights, cfg.normalization)?;
-        let in_channels = images[0].channels;
+        let in_channels = images[0].image.channels;
         if let Some(l) = train.iter().chain(&val).find(|l| l.image.channels != in_channels) {
             return Err(TrainError::Data(format!(
                 "{}: has {} channel(s) but the first training image has {in_channels}; give images with the same \
@@ -116,7 +116,7 @@ impl<B: UnetBackend> Session<B> {
         }
         let net = cfg.net(in_channels);
         net.validate()?;
-        let max_side = images.iter().map(|i| i.width.max(i.height)).max().unwrap_or(1);
+        let max_side = images.iter().map(|i| i.image.width.max(i.image.height)).max().unwrap_or(1);
         let tile = choose_tile(cfg, &net, max_side)?;
         let out = Geometry::of(&net).output(tile)?;
         tracing::info!(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use unet_infer::{Predictor, PredictorOptions};
-use unet_metrics::{IsbiOptions, Plane, SliceInput, evaluate_stack};
+use unet_metrics::{IsbiOptions, SliceInput, evaluate_stack};
 use unet_nn::{Geometry, Normalization, UNet, UNetConfig, UnetBackend};
 
 use crate::config::TrainConfig;
@@ -167,11 +167,10 @@ pub fn validate<B: UnetBackend>(
     let mut slices = Vec::with_capacity(val.len());
     for l in val {
         let probs = predictor.predict(&l.image, &|_, _| {})?;
-        let (w, h) = l.image.size();
         slices.push(SliceInput {
-            truth: Plane::new(w, h, l.cells.iter().map(|&c| if c != 0 { 1.0 } else { 0.0 }).collect()),
+            truth: l.cells.map(|&c| if c != 0 { 1.0 } else { 0.0 }),
             truth_instances: None,
-            proposal: Plane::new(w, h, probs.foreground()),
+            proposal: unet_infer::foreground(&probs),
             proposal_instances: None,
         });
     }

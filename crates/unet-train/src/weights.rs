@@ -9,9 +9,9 @@
 //! frequency of class `c`, counted over all label images of the training set after the
 //! separation borders are drawn, so the most frequent class has weight 1.
 
-use unet_metrics::{Connectivity, label_components};
-
 use unet_infer::euclidean_distance;
+use unet_io::{Grid, Label};
+use unet_metrics::{Connectivity, label_components};
 
 /// Parameters of eq. 2.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -37,18 +37,18 @@ impl WeightParams {
 
 /// Instances of a label image: instance ids as they are (`instance = true`), or the
 /// 4-connected components of the non-zero pixels of a binary mask.
-pub fn instances(label: &[u32], w: usize, h: usize, instance: bool) -> Vec<u32> {
+pub fn instances(label: &Label, instance: bool) -> Label {
     if instance {
-        return label.to_vec();
+        return label.clone();
     }
-    let fg: Vec<bool> = label.iter().map(|&v| v != 0).collect();
-    label_components(&fg, w, h, Connectivity::Four).0
+    label_components(&label.map(|&v| v != 0), Connectivity::Four).0
 }
 
 /// Separation borders: a cell pixel with an 8-neighbour of another cell with a smaller id
 /// becomes background, so touching cells are split by a one-pixel background line.
 /// Returns the instance image with the borders set to 0.
-pub fn separate_touching(inst: &[u32], w: usize, h: usize) -> Vec<u32> {
+pub fn separate_touching(label: &Label) -> Label {
+    let (w, h, inst) = (label.width, label.height, &label.data);
     let mut out = inst.to_vec();
     for y in 0..h {
         for x in 0..w {
@@ -67,12 +67,13 @@ pub fn separate_touching(inst: &[u32], w: usize, h: usize) -> Vec<u32> {
             }
         }
     }
-    out
+    label.with_plane(out)
 }
 
 /// The border term `w0 * exp(-(d1 + d2)^2 / (2 sigma^2))` for every pixel (0 on cells and
 /// where fewer than two cells are within reach).
-pub fn border_term(inst: &[u32], w: usize, h: usize, p: &WeightParams) -> Vec<f32> {
+pub fn border_term(label: &Label, p: &WeightParams) -> Grid<f32> {
+    let (w, h, inst) = (label.width, label.height, &label.data);
     // Bounding boxes of the cells, keyed by id: memory follows the number of cells, not
     // the largest id (ids up to 2^32 - 1 are valid).
     let mut boxes: std::collections::BTreeMap<u32, (usize, usize, usize, usize)> = Default::default();
@@ -90,9 +91,9 @@ pub fn border_term(inst: &[u32], w: usize, h: usize, p: &WeightParams) -> Vec<f3
         let (wx0, wy0) = (x0.saturating_sub(reach), y0.saturating_sub(reach));
         let (wx1, wy1) = ((x1 + reach).min(w - 1), (y1 + reach).min(h - 1));
         let (ww, wh) = (wx1 - wx0 + 1, wy1 - wy0 + 1);
-        let sites: Vec<bool> = (0..ww * wh).map(|i| inst[(wy0 + i / ww) * w + wx0 + i % ww] == l).collect();
-        let dist = euclidean_distance(&sites, ww, wh);
-        for (i, &d) in dist.iter().enumerate() {
+        let sites = Grid::new(ww, wh, (0..ww * wh).map(|i| inst[(wy0 + i / ww) * w + wx0 + i % ww] == l).collect());
+        let dist = euclidean_distance(&sites);
+        for (i, &d) in dist.data.iter().enumerate() {
             let g = (wy0 + i / ww) * w + wx0 + i % ww;
             if d == 0.0 {
                 continue;
@@ -107,7 +108,7 @@ pub fn border_term(inst: &[u32], w: usize, h: usize, p: &WeightParams) -> Vec<f3
         }
     }
     let two_s2 = 2.0 * p.sigma * p.sigma;
-    (0..w * h)
+    let term = (0..w * h)
         .map(|i| {
             if inst[i] != 0 || !d2[i].is_finite() {
                 0.0
@@ -115,7 +116,8 @@ pub fn border_term(inst: &[u32], w: usize, h: usize, p: &WeightParams) -> Vec<f3
                 (p.w0 * (-(d1[i] + d2[i]).powi(2) / two_s2).exp()) as f32
             }
         })
-        .collect()
+        .collect();
+    label.with_plane(term)
 }
 
 /// Class frequencies accumulated over label images (class = 1 for cell pixels, 0 for
@@ -144,17 +146,19 @@ impl ClassCounts {
 
 /// The full weight map of one label image: `class_weight[class(x)] + border_term(x)`,
 /// where `class(x)` is 1 on (separated) cells and 0 elsewhere.
-pub fn weight_map(separated: &[u32], w: usize, h: usize, class_weight: &[f32], p: &WeightParams) -> Vec<f32> {
-    let border = border_term(separated, w, h, p);
-    separated.iter().zip(border).map(|(&l, b)| class_weight[usize::from(l != 0)] + b).collect()
+pub fn weight_map(separated: &Label, class_weight: &[f32], p: &WeightParams) -> Grid<f32> {
+    let border = border_term(separated, p);
+    separated.with_plane(
+        separated.data.iter().zip(border.data).map(|(&l, b)| class_weight[usize::from(l != 0)] + b).collect(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn discs(w: usize, h: usize, centers: &[(f64, f64)], r: f64) -> Vec<u32> {
-        (0..w * h)
+    fn discs(w: usize, h: usize, centers: &[(f64, f64)], r: f64) -> Label {
+        let data = (0..w * h)
             .map(|i| {
                 let (x, y) = ((i % w) as f64, (i / w) as f64);
                 centers
@@ -162,7 +166,8 @@ mod tests {
                     .position(|&(cx, cy)| (x - cx).powi(2) + (y - cy).powi(2) <= r * r)
                     .map_or(0, |k| k as u32 + 1)
             })
-            .collect()
+            .collect();
+        Label::new(w, h, data)
     }
 
     #[test]
@@ -170,20 +175,20 @@ mod tests {
         let (w, h) = (80, 50);
         // Radius 10 discs whose centres are 20 px apart touch along x = 30.
         let inst = discs(w, h, &[(20.0, 25.0), (40.0, 25.0)], 10.0);
-        let sep = separate_touching(&inst, w, h);
+        let sep = separate_touching(&inst);
+        let (inst, sep_grid, sep) = (&inst.data, &sep, &sep.data);
         // The border is 1-2 px wide and splits the discs into two 4-connected components.
         let removed: Vec<usize> = (0..w * h).filter(|&i| inst[i] != 0 && sep[i] == 0).collect();
         assert!(!removed.is_empty());
         let row: Vec<usize> = removed.iter().filter(|&&i| i / w == 25).map(|&i| i % w).collect();
         assert!((1..=2).contains(&row.len()), "border width on the centre row: {row:?}");
-        let fg: Vec<bool> = sep.iter().map(|&l| l != 0).collect();
-        assert_eq!(label_components(&fg, w, h, Connectivity::Four).1, 2);
+        assert_eq!(label_components(&sep_grid.map(|&l| l != 0), Connectivity::Four).1, 2);
         let mut counts = ClassCounts::default();
         counts.add(&sep.iter().map(|&l| u32::from(l != 0)).collect::<Vec<_>>());
         let wc = counts.balance();
         assert_eq!(wc[0], 1.0, "background is the most frequent class");
         let p = WeightParams::default();
-        let wm = weight_map(&sep, w, h, &wc, &p);
+        let wm = weight_map(sep_grid, &wc, &p).data;
         let gap = 25 * w + row[0];
         let expected = wc[0] as f64 + p.w0;
         assert!(((wm[gap] as f64) - expected).abs() / expected < 0.05, "gap weight {} vs {expected}", wm[gap]);
@@ -198,14 +203,14 @@ mod tests {
         // Two touching-distance cells with the largest ids a 32-bit label can hold: a
         // table indexed by id would need 2^32 entries (tens of GB).
         let mut inst = discs(60, 30, &[(15.0, 15.0), (40.0, 15.0)], 8.0);
-        for v in &mut inst {
+        for v in &mut inst.data {
             *v = match *v {
                 1 => u32::MAX,
                 2 => u32::MAX - 7,
                 _ => 0,
             };
         }
-        let b = border_term(&inst, 60, 30, &WeightParams::default());
+        let b = border_term(&inst, &WeightParams::default()).data;
         // The gap between them (x = 24..31 on row 15) gets the border term.
         assert!(b[15 * 60 + 27] > 1.0, "{}", b[15 * 60 + 27]);
     }
@@ -214,11 +219,11 @@ mod tests {
     fn single_cell_has_no_border_term() {
         let (w, h) = (60, 60);
         let inst = discs(w, h, &[(30.0, 30.0)], 8.0);
-        let b = border_term(&inst, w, h, &WeightParams::default());
-        assert!(b.iter().all(|&v| v == 0.0));
+        let b = border_term(&inst, &WeightParams::default());
+        assert!(b.data.iter().all(|&v| v == 0.0));
         // Two far-apart cells: nothing above 1e-3 beyond 4 sigma of both.
         let inst = discs(200, 40, &[(20.0, 20.0), (180.0, 20.0)], 8.0);
-        let b = border_term(&inst, 200, 40, &WeightParams::default());
-        assert!(b.iter().all(|&v| v < 1e-3));
+        let b = border_term(&inst, &WeightParams::default());
+        assert!(b.data.iter().all(|&v| v < 1e-3));
     }
 }

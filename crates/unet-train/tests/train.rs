@@ -28,12 +28,7 @@ fn synth(dir: &Path, n: usize, size: usize) {
             true,
         )
         .unwrap();
-        unet_io::write_labels(
-            &dir.join(format!("labels/{k}.png")),
-            &[Label { width: size, height: size, data: lab }],
-            true,
-        )
-        .unwrap();
+        unet_io::write_labels(&dir.join(format!("labels/{k}.png")), &[Label::new(size, size, lab)], true).unwrap();
     }
 }
 
@@ -143,12 +138,7 @@ fn bad_input_is_a_clear_error() {
         true,
     )
     .unwrap();
-    unet_io::write_labels(
-        &dir.path().join("labels/a.png"),
-        &[Label { width: 30, height: 30, data: vec![0; 900] }],
-        true,
-    )
-    .unwrap();
+    unet_io::write_labels(&dir.path().join("labels/a.png"), &[Label::new(30, 30, vec![0; 900])], true).unwrap();
     let e = train::<CpuBackend>(
         &config(dir.path(), 2),
         &dir.path().join("r1"),
@@ -193,7 +183,7 @@ fn losses_of(dir: &Path, steps: u64, write: &dyn Fn(&Path, usize, Vec<f32>)) -> 
         // Re-store the same values in another sample type or scale.
         let img = unet_io::read_image(&dir.join(format!("images/{k}.png")), unet_io::ColorMode::Gray).unwrap();
         std::fs::remove_file(dir.join(format!("images/{k}.png"))).unwrap();
-        write(dir, k, img.data);
+        write(dir, k, img.grid.data);
     }
     let mut cfg = config(dir, steps);
     cfg.lr = 1e-3;
@@ -297,7 +287,7 @@ fn sessions_train_from_memory_step_by_step_as_fit_does() {
                     (img[i], lab[i]) = (200.0, 1);
                 }
             }
-            (Image::gray(n, n, SampleKind::U8, img), Label { width: n, height: n, data: lab })
+            (Image::gray(n, n, SampleKind::U8, img), Label::new(n, n, lab))
         })
         .collect();
     let set: Vec<_> = pairs
@@ -330,7 +320,6 @@ fn sessions_train_from_memory_step_by_step_as_fit_does() {
     assert_eq!(seen.1, 3, "checkpoints at steps 2, 4, 6");
     assert!(a.model_file().tensors == b.model_file().tensors, "same weights");
     // A label of another size is a clear error naming the image.
-    let e = labelled("odd", pairs[0].0.clone(), &Label { width: 3, height: 3, data: vec![0; 9] }, LabelMode::Auto)
-        .unwrap_err();
+    let e = labelled("odd", pairs[0].0.clone(), &Label::new(3, 3, vec![0; 9]), LabelMode::Auto).unwrap_err();
     assert!(e.to_string().contains("odd") && e.to_string().contains("(48, 48)"), "{e}");
 }

@@ -22,7 +22,7 @@
 //! # let disc = |k: usize| -> (unet::Image, unet::Label) {
 //! #     let inside = |i: usize| ((i % 64) as f64 - 20.0 - 10.0 * k as f64).powi(2) + ((i / 64) as f64 - 30.0).powi(2) < 80.0;
 //! #     (unet::Image::gray(64, 64, unet::SampleKind::U8, (0..4096).map(|i| if inside(i) { 200.0 } else { 40.0 }).collect()),
-//! #      unet::Label { width: 64, height: 64, data: (0..4096).map(|i| u32::from(inside(i))).collect() })
+//! #      unet::Label::new(64, 64, (0..4096).map(|i| u32::from(inside(i))).collect()))
 //! # };
 //! let samples = vec![disc(0), disc(1)]; // (Image, Label) pairs
 //! let config = unet::TrainConfig { steps: 20, width: 4, depth: 2, ..Default::default() };
@@ -44,7 +44,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 pub use unet_infer::Probabilities;
-pub use unet_io::{ColorMode, Image, Label, SampleKind, read_image, read_label};
+pub use unet_io::{ColorMode, Grid, Image, Label, SampleKind, read_image, read_label};
 pub use unet_nn::{ModelFile, NnError, Normalization, UNetConfig};
 pub use unet_train::{AugmentConfig, LabelMode, Progress, Session, TrainConfig, Validation};
 
@@ -186,12 +186,11 @@ impl Model {
     pub fn segment(&self, image: &Image) -> Result<Label> {
         let probs = self.predict(image)?;
         let mask = match self.threshold {
-            Some(t) if (0.0..1.0).contains(&t) => unet_infer::threshold_mask(&probs.foreground(), t),
+            Some(t) if (0.0..1.0).contains(&t) => unet_infer::threshold_mask(&unet_infer::foreground(&probs), t),
             Some(t) => return Err(Error::Invalid(format!("threshold {t}: must be at least 0 and below 1"))),
             None => unet_infer::argmax_mask(&probs),
         };
-        let (data, _) = unet_infer::instance_labels(&mask, probs.width, probs.height, self.min_size);
-        Ok(Label { width: probs.width, height: probs.height, data })
+        Ok(unet_infer::instance_labels(&mask, self.min_size).0)
     }
 }
 
@@ -343,7 +342,7 @@ mod tests {
             })
             .predict(&img)
             .unwrap();
-        assert_eq!((t.width, t.height, t.classes), (96, 80, 2));
+        assert_eq!((t.width, t.height, t.channels), (96, 80, 2));
         assert!(calls.load(std::sync::atomic::Ordering::Relaxed) > 0);
     }
 }

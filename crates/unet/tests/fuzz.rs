@@ -191,7 +191,7 @@ fn seeds(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
     });
     add("labels.tif", &|p| {
         let data = (0..29 * 31).map(|i| [0u32, 7, 70_000, u32::MAX][i % 4]).collect();
-        write_labels(p, &[Label { width: 29, height: 31, data }], true).unwrap()
+        write_labels(p, &[Label::new(29, 31, data)], true).unwrap()
     });
     add("model.safetensors", &|p| {
         let config = unet::UNetConfig { width: 2, depth: 1, ..Default::default() };

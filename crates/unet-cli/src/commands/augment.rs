@@ -28,14 +28,11 @@ pub fn run(args: AugmentArgs) -> anyhow::Result<()> {
     // In the image's intensity unit (as training sees it), shown as 0-255.
     let unit = unet_nn::intensity_unit(&image.data);
     let set = TrainImage {
-        width: w,
-        height: h,
-        channels: 1,
-        data: image.data.iter().map(|&v| unit.map(v)).collect(),
+        image: image.grid.map(|&v| unit.map(v)),
         gain: vec![1.0],
         bias: vec![0.0],
-        classes: label.data.clone(),
-        weights: vec![1.0; w * h],
+        classes: label.clone(),
+        weights: label.map(|_| 1.0),
     };
     let tile = w.min(h);
     let cfg = AugmentConfig::default();
@@ -52,7 +49,7 @@ pub fn run(args: AugmentArgs) -> anyhow::Result<()> {
         let mut sample_rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed ^ i as u64);
         let s = extract(&set, tile, tile, &t, &gray, &mut sample_rng);
         let img = Image::gray(tile, tile, SampleKind::F32, s.input.iter().map(|v| v * 255.0).collect());
-        let ov = unet_infer::overlay(&img, &s.classes);
+        let ov = unet_infer::overlay(&img, &unet_io::Label::new(tile, tile, s.classes));
         let path = args.out.join(format!("augment_{i:02}.png"));
         unet_io::write_image(&path, &[ov], BitDepth::U8, args.force)?;
         println!("{}", path.display());

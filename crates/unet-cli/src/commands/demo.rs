@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use unet_infer::{Predictor, PredictorOptions, argmax_mask, instance_labels, overlay, split_touching};
 use unet_io::{BitDepth, ColorMode, LabelKind};
-use unet_metrics::{IsbiOptions, Plane, SliceInput, evaluate_slice};
+use unet_metrics::{IsbiOptions, SliceInput, evaluate_slice};
 use unet_nn::{ModelFile, UnetBackend};
 use unet_synth::SynthParams;
 use unet_train::TrainConfig;
@@ -95,20 +95,19 @@ impl DeviceJob for DemoJob {
             label_name.push(".png");
             let truth = unet_io::read_label(&data.join("test/labels").join(label_name), LabelKind::Instance)?;
             let probs = predictor.predict(&image, &|_, _| {})?;
-            let (w, h) = image.size();
             let mask = argmax_mask(&probs);
             // Instances: the network's mask, touching cells split where the mask has a neck.
-            let (instances, _) = split_touching(&mask, w, h, 0.6, 20);
-            let (plain, _) = instance_labels(&mask, w, h, 20);
-            let seg_plain = unet_metrics::seg_score(&truth.data, &plain);
+            let (instances, _) = split_touching(&mask, 0.6, 20);
+            let (plain, _) = instance_labels(&mask, 20);
+            let seg_plain = unet_metrics::seg_score(&truth.data, &plain.data);
             seg_plain_sum += seg_plain.0;
-            let truth_plane = Plane::new(w, h, truth.data.iter().map(|&v| if v != 0 { 1.0 } else { 0.0 }).collect());
+            let truth_plane = truth.map(|&v| if v != 0 { 1.0 } else { 0.0 });
             // Rand error and SEG compare instances: touching cells of the truth stay apart.
             let input = SliceInput {
                 truth: truth_plane,
                 truth_instances: Some(truth.data.clone()),
-                proposal: Plane::new(w, h, probs.foreground()),
-                proposal_instances: Some(instances.clone()),
+                proposal: unet_infer::foreground(&probs),
+                proposal_instances: Some(instances.data.clone()),
             };
             let m = evaluate_slice(
                 &input,
@@ -135,8 +134,7 @@ impl DeviceJob for DemoJob {
                 BitDepth::U8,
                 true,
             )?;
-            let labels = unet_io::Label { width: w, height: h, data: instances };
-            unet_io::write_labels(&pred_dir.join(output_name(&raw_stem, "instances.tif")), &[labels], true)?;
+            unet_io::write_labels(&pred_dir.join(output_name(&raw_stem, "instances.tif")), &[instances], true)?;
         }
         let total = Scores {
             iou: unet_metrics::iou_from_counts(pixel.tp, pixel.tp + pixel.fp + pixel.fn_),

@@ -98,7 +98,7 @@ fn truth_pages(path: &Path, kind: TruthKind) -> anyhow::Result<Vec<(Plane, Optio
                 TruthKind::Instances => true,
                 TruthKind::Auto => distinct_up_to(&l.data, 2) > 2,
             };
-            if !l.has_foreground() {
+            if !l.any_nonzero() {
                 bail!(
                     "{}: the truth has no cells (all pixels are 0); every truth image needs foreground",
                     path.display()
@@ -209,7 +209,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     tp.height
                 );
             }
-            all_binary &= pp.is_binary();
+            all_binary &= unet_metrics::is_binary(&pp);
             names.push(if multi { format!("{stem}[{k}]") } else { stem.clone() });
             slices.push(SliceInput { truth: tp, truth_instances: ti, proposal: pp, proposal_instances: pi });
         }

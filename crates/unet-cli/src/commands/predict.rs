@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use unet_infer::{
-    Predictor, PredictorOptions, Probabilities, argmax_mask, instance_labels, overlay, split_touching, threshold_mask,
+    Grid, Predictor, PredictorOptions, Probabilities, argmax_mask, foreground, instance_labels, overlay,
+    split_touching, threshold_mask,
 };
 use unet_io::{BitDepth, ColorMode, Image, Label, SampleKind};
 use unet_nn::{ModelFile, UnetBackend};
@@ -400,45 +401,41 @@ impl DeviceJob for PredictJob {
 /// Writes the set of outputs `set` names for one input.
 fn write_outputs(args: &PredictArgs, set: &OutputSet, pages: &[Image], probs: &[Probabilities]) -> anyhow::Result<()> {
     let out = |name: &OsStr| args.out.join(name);
-    let (w, h) = (pages[0].width, pages[0].height);
-    let classes = probs[0].classes;
-    let plane = |data: Vec<f32>| Image::gray(w, h, SampleKind::F32, data);
+    let classes = probs[0].channels;
+    let plane = |grid: Grid<f32>| Image { grid, kind: SampleKind::F32 };
     if let Some(name) = &set.prob {
         let pages: Vec<Image> = match args.save_probs {
-            SaveProbs::All => probs.iter().flat_map(|p| (0..classes).map(|k| plane(p.class(k).to_vec()))).collect(),
-            _ => probs.iter().map(|p| plane(p.foreground())).collect(),
+            SaveProbs::All => probs.iter().flat_map(|p| (0..classes).map(|k| plane(p.channel(k)))).collect(),
+            _ => probs.iter().map(|p| plane(foreground(p))).collect(),
         };
         unet_io::write_image(&out(name), &pages, BitDepth::F32, args.force)?;
     }
-    let masks: Vec<Vec<u32>> = probs
+    let masks: Vec<Label> = probs
         .iter()
         .map(|p| match args.threshold {
-            Some(t) => threshold_mask(&p.foreground(), t),
+            Some(t) => threshold_mask(&foreground(p), t),
             None => argmax_mask(p),
         })
         .collect();
     // Binary masks are written 0/255 to be visible; class masks keep their indices.
     let mask_scale = if classes == 2 || args.threshold.is_some() { 255.0 } else { 1.0 };
-    let mask_imgs: Vec<Image> = masks
-        .iter()
-        .map(|m| Image::gray(w, h, SampleKind::U8, m.iter().map(|&v| v as f32 * mask_scale).collect()))
-        .collect();
+    let mask_imgs: Vec<Image> =
+        masks.iter().map(|m| Image { grid: m.map(|&v| v as f32 * mask_scale), kind: SampleKind::U8 }).collect();
     unet_io::write_image(&out(&set.mask), &mask_imgs, BitDepth::U8, args.force)?;
     let mut outline_labels = masks.clone();
     if let Some(name) = &set.instances {
         let labels: Vec<Label> = masks
             .iter()
             .map(|m| {
-                let fg: Vec<u32> = m.iter().map(|&v| u32::from(v != 0)).collect();
-                let data = match args.split_touching {
-                    Some(ratio) => split_touching(&fg, w, h, ratio, args.min_size).0,
-                    None => instance_labels(&fg, w, h, args.min_size).0,
-                };
-                Label { width: w, height: h, data }
+                let fg = m.map(|&v| u32::from(v != 0));
+                match args.split_touching {
+                    Some(ratio) => split_touching(&fg, ratio, args.min_size).0,
+                    None => instance_labels(&fg, args.min_size).0,
+                }
             })
             .collect();
         unet_io::write_labels(&out(name), &labels, args.force)?;
-        outline_labels = labels.into_iter().map(|l| l.data).collect();
+        outline_labels = labels;
     }
     for ((page, labels), name) in pages.iter().zip(&outline_labels).zip(&set.overlays) {
         unet_io::write_image(&out(name), &[overlay(page, labels)], BitDepth::U8, args.force)?;

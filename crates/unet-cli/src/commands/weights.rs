@@ -58,10 +58,9 @@ pub fn run(args: WeightsArgs) -> anyhow::Result<()> {
     let mut counts = ClassCounts::default();
     for f in &files {
         for l in unet_io::read_label_stack(f, LabelKind::Instance)? {
-            let (w, h) = l.size();
             let sep = unet_train::data::label_cells(&l, mode, f)?;
-            counts.add(&sep.iter().map(|&c| u32::from(c != 0)).collect::<Vec<_>>());
-            cells.push((f.clone(), w, h, sep));
+            counts.add(&sep.data.iter().map(|&c| u32::from(c != 0)).collect::<Vec<_>>());
+            cells.push((f.clone(), sep));
         }
     }
     let mut wc = counts.balance();
@@ -69,9 +68,8 @@ pub fn run(args: WeightsArgs) -> anyhow::Result<()> {
     tracing::info!("class weights over {} label image(s): background {:.3}, cells {:.3}", cells.len(), wc[0], wc[1]);
     let params = WeightParams { w0: args.w0, sigma: args.sigma };
     let mut by_file: Vec<(PathBuf, Vec<Image>)> = Vec::new();
-    for (f, w, h, sep) in &cells {
-        let map = weight_map(sep, *w, *h, &wc, &params);
-        let img = Image::gray(*w, *h, SampleKind::F32, map);
+    for (f, sep) in &cells {
+        let img = Image { grid: weight_map(sep, &wc, &params), kind: SampleKind::F32 };
         match by_file.last_mut() {
             Some((p, pages)) if p == f => pages.push(img),
             _ => by_file.push((f.clone(), vec![img])),
