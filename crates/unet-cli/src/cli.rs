@@ -32,6 +32,12 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Segment images of any size by overlap-tile prediction.
     Predict(PredictArgs),
+    /// Plan the prediction of an OME-Zarr image block by block (for cluster array jobs):
+    /// creates the output store and the list of blocks; run them with `unet predict --plan`.
+    Plan(PlanArgs),
+    /// Finish a planned prediction: check every block is done, join instance labels across
+    /// block faces, build the pyramid and write the OME-Zarr metadata.
+    Finalize(FinalizeArgs),
     /// Write the paper's weight maps (eq. 2) of label images, as TIFF and a PNG to look at.
     Weights(WeightsArgs),
     /// Write previews of augmented training tiles (label contours over the image).
@@ -151,13 +157,15 @@ pub enum SaveProbs {
 #[derive(Args, Debug)]
 pub struct PredictArgs {
     /// The model: a file from `unet train`, or a built-in model's name (`unet models`).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Images, folders of images or multi-page TIFF stacks.
+    #[arg(long, required_unless_present = "plan")]
+    pub model: Option<PathBuf>,
+    /// Images, folders of images or multi-page TIFF stacks; or one OME-Zarr image (with
+    /// `--out x.ome.zarr`, predicted block by block in bounded memory).
     pub inputs: Vec<PathBuf>,
-    /// Output folder (must be empty unless --force).
-    #[arg(long)]
-    pub out: PathBuf,
+    /// Output folder (must be empty unless --force), or an OME-Zarr store to create
+    /// (`x.ome.zarr`).
+    #[arg(long, required_unless_present = "plan")]
+    pub out: Option<PathBuf>,
     /// Input tile size (default: the largest that fits --memory-mb).
     #[arg(long)]
     pub tile: Option<usize>,
@@ -167,6 +175,24 @@ pub struct PredictArgs {
     /// Tiles per forward pass.
     #[arg(long, default_value_t = 1)]
     pub batch_tiles: usize,
+    /// Predict the blocks of a plan made by `unet plan` (the plan file or its output store);
+    /// no inputs, --model or --out then.
+    #[arg(long, conflicts_with_all = ["inputs", "tta"])]
+    pub plan: Option<PathBuf>,
+    /// With --plan: this process's share, `i/N` (blocks i, i+N, ...; i from 0). Without it,
+    /// the share comes from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or Kubernetes'
+    /// JOB_COMPLETION_INDEX/UNET_SHARD_COUNT, else every block.
+    #[arg(long, requires = "plan")]
+    pub shard: Option<String>,
+    /// With --plan: predict blocks again even when they are done.
+    #[arg(long, requires = "plan")]
+    pub redo: bool,
+    /// OME-Zarr output (`--out x.ome.zarr`): how probabilities are stored.
+    #[arg(long, value_enum, default_value_t = ZarrProbs::F32)]
+    pub zarr_probs: ZarrProbs,
+    /// OME-Zarr output: block (shard) edge in pixels, rounded up to whole tiles and chunks.
+    #[arg(long, default_value_t = 2048)]
+    pub block: usize,
     /// Average the 8 rotations/flips of each image (test-time augmentation).
     #[arg(long)]
     pub tta: bool,
@@ -195,6 +221,80 @@ pub struct PredictArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+}
+
+impl PredictArgs {
+    /// The model (clap requires it unless `--plan` is given).
+    pub fn model(&self) -> &std::path::Path {
+        self.model.as_deref().unwrap_or(std::path::Path::new(""))
+    }
+
+    /// The output (clap requires it unless `--plan` is given).
+    pub fn out(&self) -> &std::path::Path {
+        self.out.as_deref().unwrap_or(std::path::Path::new(""))
+    }
+}
+
+/// How an OME-Zarr output stores probabilities.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ZarrProbs {
+    /// 32-bit float, as predicted.
+    #[default]
+    F32,
+    /// 8-bit, `round(p * 255)`: a quarter of the space.
+    U8,
+    /// No probabilities, only the mask (and instances).
+    None,
+}
+
+/// Arguments of `unet plan`.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The OME-Zarr image (NGFF 0.4/0.5 group, or a bare Zarr array).
+    pub input: PathBuf,
+    /// The model: a file from `unet train`, or a built-in model's name (`unet models`).
+    #[arg(long)]
+    pub model: String,
+    /// The output OME-Zarr store to create (`x.ome.zarr`).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Block (shard) edge in pixels, rounded up to whole tiles and chunks.
+    #[arg(long, default_value_t = 2048)]
+    pub block: usize,
+    /// Chunk edge of the output arrays in pixels.
+    #[arg(long, default_value_t = 256)]
+    pub chunk: usize,
+    /// Input tile size (default: the largest that fits --memory-mb); fixed for all blocks.
+    #[arg(long)]
+    pub tile: Option<usize>,
+    /// Memory budget in MB for one batch of tiles (default: half the free memory).
+    #[arg(long)]
+    pub memory_mb: Option<f64>,
+    /// Tiles per forward pass.
+    #[arg(long, default_value_t = 1)]
+    pub batch_tiles: usize,
+    /// How probabilities are stored.
+    #[arg(long, value_enum, default_value_t = ZarrProbs::F32)]
+    pub zarr_probs: ZarrProbs,
+    /// Foreground probability threshold for the mask (default: the most probable class).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Also write instance labels (4-connected components, joined across blocks).
+    #[arg(long)]
+    pub instances: bool,
+    /// Smallest instance kept, in pixels.
+    #[arg(long, default_value_t = 1)]
+    pub min_size: usize,
+    /// Replace an existing output store made by `unet plan`.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `unet finalize`.
+#[derive(Args, Debug)]
+pub struct FinalizeArgs {
+    /// The output store of `unet plan`.
+    pub out: PathBuf,
 }
 
 /// Arguments of `unet train`; each overrides the same key of `--config`.

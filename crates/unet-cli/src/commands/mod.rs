@@ -2,6 +2,7 @@
 
 mod augment;
 mod bench;
+mod blocks;
 mod demo;
 mod eval;
 mod info;
@@ -20,6 +21,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Info(args) => info::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Plan(args) => blocks::plan(&args),
+        Command::Finalize(args) => blocks::finalize(&args),
         Command::Train(args) => train::run(*args),
         Command::Weights(args) => weights::run(args),
         Command::Augment(args) => augment::run(args),

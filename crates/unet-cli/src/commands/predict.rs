@@ -289,7 +289,7 @@ impl Record {
             done: false,
             outputs: Vec::new(),
         }));
-        let manifest = Manifest { model: args.model.display().to_string(), complete: false, images: carried };
+        let manifest = Manifest { model: args.model().display().to_string(), complete: false, images: carried };
         Record { manifest, first, started: false, last_write: Instant::now(), keep, stale }
     }
 
@@ -326,7 +326,7 @@ impl DeviceJob for PredictJob {
 
     fn run<B: UnetBackend>(self, device: B::Device) -> anyhow::Result<()> {
         let PredictJob { args, model, inputs, previous } = self;
-        let net = model.model::<B>(&device, &args.model)?;
+        let net = model.model::<B>(&device, args.model())?;
         let opts = PredictorOptions { tile: args.tile, batch_tiles: args.batch_tiles, memory_mb: args.memory_mb };
         let predictor = match Predictor::new(net, model.config.clone(), model.normalization, device, &opts) {
             Ok(p) => p,
@@ -362,13 +362,13 @@ impl DeviceJob for PredictJob {
                 }
                 let set = OutputSet::new(&args, &input.stem, pages.len());
                 let names = set.names();
-                record.start(&args.out, &input_paths)?;
+                record.start(args.out(), &input_paths)?;
                 record.keep.extend(names.iter().cloned());
                 if args.force {
-                    remove_outputs_of(&args.out, &input.stem, &record.keep, &input_paths)?;
+                    remove_outputs_of(args.out(), &input.stem, &record.keep, &input_paths)?;
                 }
                 write_outputs(&args, &set, &pages, &probs)?;
-                record.done(&args.out, i, names)?;
+                record.done(args.out(), i, names)?;
                 bar.inc(1);
                 let (w, h) = (pages[0].width, pages[0].height);
                 bar.suspend(|| {
@@ -389,18 +389,18 @@ impl DeviceJob for PredictJob {
         if let Err(e) = result {
             // What was finished stays on record; the run stays marked unfinished.
             if record.started {
-                let _ = record.manifest.write(&args.out);
+                let _ = record.manifest.write(args.out());
             }
             return Err(e);
         }
         record.manifest.complete = true;
-        record.manifest.write(&args.out)
+        record.manifest.write(args.out())
     }
 }
 
 /// Writes the set of outputs `set` names for one input.
 fn write_outputs(args: &PredictArgs, set: &OutputSet, pages: &[Image], probs: &[Probabilities]) -> anyhow::Result<()> {
-    let out = |name: &OsStr| args.out.join(name);
+    let out = |name: &OsStr| args.out().join(name);
     let classes = probs[0].channels;
     let plane = |grid: Grid<f32>| Image { grid, kind: SampleKind::F32 };
     if let Some(name) = &set.prob {
@@ -444,6 +444,12 @@ fn write_outputs(args: &PredictArgs, set: &OutputSet, pages: &[Image], probs: &[
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
+    if args.plan.is_some() {
+        return crate::commands::blocks::predict_plan(&args);
+    }
+    if crate::commands::blocks::is_zarr_job(&args) {
+        return crate::commands::blocks::predict_zarr(&args);
+    }
     if args.inputs.is_empty() {
         return usage("give at least one input image or folder");
     }
@@ -462,15 +468,15 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     {
         return usage(format!("--memory-mb {m}: give a positive number of MB"));
     }
-    let model = crate::commands::models::load_model(&args.model)?;
-    check_finite(&model, &args.model)?;
+    let model = crate::commands::models::load_model(args.model())?;
+    check_finite(&model, args.model())?;
     let inputs = inputs(&args.inputs)?;
-    check_inputs_survive(&inputs, &args.out)?;
-    let previous = check_out_dir(&args.out, args.force)?;
-    let created = std::fs::symlink_metadata(&args.out).is_err();
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("{}: cannot create the output folder", args.out.display()))?;
-    let (device, out) = (args.device.clone(), args.out.clone());
+    check_inputs_survive(&inputs, args.out())?;
+    let previous = check_out_dir(args.out(), args.force)?;
+    let created = std::fs::symlink_metadata(args.out()).is_err();
+    std::fs::create_dir_all(args.out())
+        .with_context(|| format!("{}: cannot create the output folder", args.out().display()))?;
+    let (device, out) = (args.device.clone(), args.out().to_path_buf());
     let result = run_on(&device, PredictJob { args, model, inputs, previous });
     if result.is_err() && created {
         // Nothing is left of a run that wrote nothing (the folder is removed only if empty).
