@@ -120,7 +120,7 @@ pub enum BlocksError {
     },
 
     /// [`finalize`](crate::finalize) before every block is done.
-    #[error("{output}: {count} of {total} blocks are not done (ids {ids}); run them (run_blocks) before finalizing")]
+    #[error("{output}: {count} of {total} blocks are not done (ids {ids}); predict them before finalizing")]
     MissingBlocks {
         /// The output store.
         output: PathBuf,

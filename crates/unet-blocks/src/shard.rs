@@ -49,7 +49,9 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
 /// `&|k| std::env::var(k).ok()`):
 /// - Slurm job arrays: `SLURM_ARRAY_TASK_ID` and `SLURM_ARRAY_TASK_COUNT`; the array must be
 ///   numbered `0..count-1` (checked against `SLURM_ARRAY_TASK_MIN` and `SLURM_ARRAY_TASK_MAX`
-///   when they are set), i.e. submitted as `0-(N-1)`;
+///   when they are set), i.e. submitted as `0-(N-1)`; with `UNET_SHARD_COUNT` set, that is
+///   the count and the array may be any subset of `0..count-1` (to resubmit the tasks a wall
+///   time killed: `sbatch --array=3,5 --export=ALL,UNET_SHARD_COUNT=8 ...`);
 /// - Kubernetes Indexed Jobs: `JOB_COMPLETION_INDEX` and `UNET_SHARD_COUNT`, which the Job
 ///   must set to its `completions` (Kubernetes does not pass the count on);
 /// - neither: `None`.
@@ -67,6 +69,11 @@ pub fn shard_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<(us
         }
     };
     if let Some(index) = number("SLURM_ARRAY_TASK_ID")? {
+        if let Some(count) = number("UNET_SHARD_COUNT")? {
+            // Part of an array of `count` tasks, resubmitted: its own numbering says nothing.
+            check(index, count)?;
+            return Ok(Some((index, count)));
+        }
         let count = number("SLURM_ARRAY_TASK_COUNT")?.ok_or_else(|| {
             BlocksError::Shard(format!(
                 "SLURM_ARRAY_TASK_ID={index} is set but SLURM_ARRAY_TASK_COUNT is not (an old Slurm?); give the shard as index/count"

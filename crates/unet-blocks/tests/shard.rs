@@ -58,9 +58,22 @@ fn shards_come_from_slurm_or_kubernetes() {
         ("SLURM_ARRAY_TASK_MAX", "7"),
     ];
     assert_eq!(shard_from_env(&env(&full)).unwrap(), Some((7, 8)));
-    // Slurm wins over Kubernetes variables.
-    let both = [slurm[0], slurm[1], ("JOB_COMPLETION_INDEX", "1"), ("UNET_SHARD_COUNT", "2")];
+    // Slurm's index wins over Kubernetes'.
+    let both = [slurm[0], slurm[1], ("JOB_COMPLETION_INDEX", "1"), ("UNET_SHARD_COUNT", "8")];
     assert_eq!(shard_from_env(&env(&both)).unwrap(), Some((3, 8)));
+    // One task of an 8-task array resubmitted alone (--array=7): Slurm numbers it as an array
+    // of one, so it is refused unless UNET_SHARD_COUNT gives the real count.
+    let alone = [
+        ("SLURM_ARRAY_TASK_ID", "7"),
+        ("SLURM_ARRAY_TASK_COUNT", "1"),
+        ("SLURM_ARRAY_TASK_MIN", "7"),
+        ("SLURM_ARRAY_TASK_MAX", "7"),
+    ];
+    assert!(shard_message(shard_from_env(&env(&alone))).contains("SLURM_ARRAY_TASK_MIN"));
+    let resubmitted = [alone[0], alone[1], alone[2], alone[3], ("UNET_SHARD_COUNT", "8")];
+    assert_eq!(shard_from_env(&env(&resubmitted)).unwrap(), Some((7, 8)));
+    let too_few = [alone[0], alone[1], alone[2], alone[3], ("UNET_SHARD_COUNT", "7")];
+    assert!(shard_message(shard_from_env(&env(&too_few))).contains("indices run 0 to 6"));
 
     // A 1-based array (--array=1-8): every task is refused, not only the last.
     for id in ["1", "8"] {

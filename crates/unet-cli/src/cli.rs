@@ -179,10 +179,12 @@ pub struct PredictArgs {
     /// no inputs, --model or --out then.
     #[arg(long, conflicts_with_all = ["inputs", "tta"])]
     pub plan: Option<PathBuf>,
-    /// With --plan: this process's share, `i/N` (blocks i, i+N, ...; i from 0). Without it,
-    /// the share comes from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or Kubernetes'
-    /// JOB_COMPLETION_INDEX/UNET_SHARD_COUNT, else every block.
-    #[arg(long, requires = "plan")]
+    /// This process's share, `i/N` (i from 0). With --plan: blocks i, i+N, ...; without
+    /// --shard the share comes from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or Kubernetes'
+    /// JOB_COMPLETION_INDEX/UNET_SHARD_COUNT, else every block. With input files: files
+    /// i, i+N, ... of the sorted list, into an output folder the shards share, skipping those
+    /// this shard finished before (record: predict-i-of-N.json).
+    #[arg(long)]
     pub shard: Option<String>,
     /// With --plan: predict blocks again even when they are done.
     #[arg(long, requires = "plan")]
@@ -342,6 +344,9 @@ pub struct TrainArgs {
     /// constant or poly.
     #[arg(long)]
     pub schedule: Option<String>,
+    /// Validate and save a moving average of the weights with this decay (0 = off).
+    #[arg(long)]
+    pub ema: Option<f64>,
     /// Label images are: auto, binary or instance.
     #[arg(long)]
     pub label_mode: Option<String>,

@@ -11,6 +11,9 @@
 //! (no marker per image) and lets `unet eval` refuse a folder whose prediction did not
 //! finish.
 //!
+//! Processes that share a folder (`unet predict --shard i/N`, one per cluster task) keep one
+//! record each, `predict-i-of-N.json`, so that none overwrites another's.
+//!
 //! Names that are not UTF-8 are stored as arrays of their bytes, all others as strings.
 
 use std::ffi::{OsStr, OsString};
@@ -23,6 +26,27 @@ use serde_json::{Value, json};
 pub const MANIFEST: &str = "predict.json";
 const FORMAT: &str = "unet-predict";
 const VERSION: u64 = 1;
+
+/// The record's file name of shard `i` of `n` (`predict-i-of-n.json`), or of a whole run
+/// ([`MANIFEST`]).
+pub fn file_name(shard: Option<(usize, usize)>) -> String {
+    match shard {
+        Some((i, n)) => format!("predict-{i}-of-{n}.json"),
+        None => MANIFEST.to_string(),
+    }
+}
+
+/// Whether `name` is the file name of a record ([`file_name`] of a run or of a shard).
+fn is_record_name(name: &str) -> bool {
+    name == MANIFEST
+        || name
+            .strip_prefix("predict-")
+            .and_then(|r| r.strip_suffix(".json"))
+            .and_then(|r| r.split_once("-of-"))
+            .is_some_and(|(i, n)| {
+                !i.is_empty() && !n.is_empty() && i.bytes().chain(n.bytes()).all(|b| b.is_ascii_digit())
+            })
+}
 
 /// One input image of a prediction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +165,32 @@ impl Manifest {
     /// The manifest of the folder `dir`: `None` when it has none, or a `predict.json` that
     /// is not one of this format (someone else's file).
     pub fn read(dir: &Path) -> anyhow::Result<Option<Manifest>> {
-        let path = dir.join(MANIFEST);
+        Self::read_named(dir, MANIFEST)
+    }
+
+    /// Every record in `dir` (of a whole run and of shards), with its file name, in name order.
+    pub fn read_all(dir: &Path) -> anyhow::Result<Vec<(String, Manifest)>> {
+        let listing = || format!("{}: cannot list the folder", dir.display());
+        let mut names: Vec<String> = Vec::new();
+        for entry in std::fs::read_dir(dir).with_context(listing)? {
+            let name = entry.with_context(listing)?.file_name();
+            if let Some(name) = name.to_str().filter(|n| is_record_name(n)) {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(m) = Self::read_named(dir, &name)? {
+                out.push((name, m));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The record `name` of the folder `dir` (see [`Manifest::read`]).
+    pub fn read_named(dir: &Path, name: &str) -> anyhow::Result<Option<Manifest>> {
+        let path = dir.join(name);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -150,9 +199,9 @@ impl Manifest {
         Ok(serde_json::from_slice::<Value>(&bytes).ok().as_ref().and_then(Manifest::from_json))
     }
 
-    /// Replaces the folder's manifest atomically.
-    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        let path = dir.join(MANIFEST);
+    /// Replaces the record `name` of the folder `dir` atomically.
+    pub fn write_named(&self, dir: &Path, name: &str) -> anyhow::Result<()> {
+        let path = dir.join(name);
         let text = serde_json::to_string_pretty(&self.to_json())?;
         unet_io::AtomicFile::write_bytes(&path, text.as_bytes(), true)
             .with_context(|| "cannot record which images are done".to_string())
@@ -180,7 +229,7 @@ mod tests {
             ],
         };
         let dir = tempfile::tempdir().unwrap();
-        m.write(dir.path()).unwrap();
+        m.write_named(dir.path(), MANIFEST).unwrap();
         let back = Manifest::read(dir.path()).unwrap().unwrap();
         assert_eq!(back, m);
         assert_eq!(back.unfinished().map(|e| e.stem.clone()).collect::<Vec<_>>(), vec![OsString::from("b")]);
@@ -188,5 +237,14 @@ mod tests {
         // Someone else's predict.json is not taken for ours.
         std::fs::write(dir.path().join(MANIFEST), b"{\"format\": \"other\"}").unwrap();
         assert_eq!(Manifest::read(dir.path()).unwrap(), None);
+        // Shards keep their own records; read_all finds them all, and only them.
+        assert_eq!(file_name(Some((3, 8))), "predict-3-of-8.json");
+        m.write_named(dir.path(), &file_name(Some((3, 8)))).unwrap();
+        m.write_named(dir.path(), &file_name(Some((10, 12)))).unwrap();
+        std::fs::write(dir.path().join("predict-x-of-8.json"), b"{}").unwrap();
+        let all = Manifest::read_all(dir.path()).unwrap();
+        let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["predict-10-of-12.json", "predict-3-of-8.json"]);
+        assert!(all.iter().all(|(_, r)| *r == m));
     }
 }

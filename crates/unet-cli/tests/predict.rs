@@ -286,3 +286,55 @@ fn a_failed_run_records_what_it_finished_and_a_run_that_wrote_nothing_leaves_not
     assert_eq!(code, 1, "{err}");
     assert!(!out2.exists(), "{:?}", listing(&out2));
 }
+
+#[test]
+fn shards_of_many_files_share_a_folder_and_equal_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model(dir.path(), 1);
+    let inputs = dir.path().join("in");
+    for k in 0..5 {
+        unet_io::write_image(&inputs.join(format!("i{k}.png")), &[image(30 + k, 25)], BitDepth::U8, false).unwrap();
+    }
+    let run = |out: &Path, extra: &[&str]| {
+        let mut a = vec!["predict", "--model", s(&m), s(&inputs), "--out", s(out), "--instances", "--tile", "60"];
+        a.extend_from_slice(extra);
+        unet(&a)
+    };
+    let (one, sh) = (dir.path().join("one"), dir.path().join("sh"));
+    assert_eq!(run(&one, &[]).0, 0);
+    // Two shards into one folder: files 0, 2, 4 and 1, 3; each keeps its own record.
+    for shard in ["0/2", "1/2"] {
+        let (code, _, err) = run(&sh, &["--shard", shard]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let outputs: Vec<String> = listing(&one).into_iter().filter(|n| n != "predict.json").collect();
+    assert_eq!(outputs.len(), 20, "{outputs:?}");
+    let mut expected = outputs.clone();
+    expected.extend(["predict-0-of-2.json".to_string(), "predict-1-of-2.json".to_string()]);
+    expected.sort();
+    assert_eq!(listing(&sh), expected);
+    for name in &outputs {
+        assert!(std::fs::read(one.join(name)).unwrap() == std::fs::read(sh.join(name)).unwrap(), "{name} differs");
+    }
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sh.join("predict-0-of-2.json")).unwrap()).unwrap();
+    let stems: Vec<&str> = record["images"].as_array().unwrap().iter().map(|e| e["stem"].as_str().unwrap()).collect();
+    assert_eq!((stems, record["complete"].as_bool()), (vec!["i0", "i2", "i4"], Some(true)));
+    // Run again, a shard skips what it finished; an output removed is predicted again.
+    let (code, _, err) = run(&sh, &["--shard", "0/2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("3 of 5 input(s), 3 done already, 0 to predict"), "{err}");
+    std::fs::remove_file(sh.join("i2_mask.png")).unwrap();
+    let (code, _, err) = run(&sh, &["--shard", "0/2"]);
+    assert!(code == 0 && err.contains("2 done already, 1 to predict"), "{err}");
+    assert!(std::fs::read(one.join("i2_mask.png")).unwrap() == std::fs::read(sh.join("i2_mask.png")).unwrap());
+    // An index not below the count is refused.
+    let (code, _, err) = run(&sh, &["--shard", "2/2"]);
+    assert!(code != 0 && err.contains("not below the shard count 2"), "{err}");
+    // eval refuses a folder where a shard's record is unfinished.
+    let path = sh.join("predict-1-of-2.json");
+    let text = std::fs::read_to_string(&path).unwrap().replace("\"complete\": true", "\"complete\": false");
+    std::fs::write(&path, text).unwrap();
+    let (code, _, err) = unet(&["eval", "--pred", s(&sh), "--truth", s(&inputs)]);
+    assert!(code != 0 && err.contains("predict-1-of-2.json") && err.contains("--shard"), "{err}");
+}

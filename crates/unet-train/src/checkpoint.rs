@@ -1,5 +1,6 @@
-//! Checkpoints: the model's parameters, the optimiser's state and the step, in one
-//! safetensors file written atomically, enough to continue a run exactly.
+//! Checkpoints: the model's parameters, the optimiser's state, the moving average of the
+//! weights and the step, in one safetensors file written atomically, enough to continue a
+//! run exactly.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -8,6 +9,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use unet_nn::{NamedTensor, UNet, read_safetensors, to_safetensors_bytes};
 
+use crate::ema::Ema;
 use crate::error::{Result, TrainError};
 use crate::optim::Optimizer;
 
@@ -35,6 +37,7 @@ pub fn save<B: AutodiffBackend>(
     path: &Path,
     model: &UNet<B>,
     opt: &Optimizer<B>,
+    ema: Option<&Ema<B::InnerBackend>>,
     step: u64,
     best: Option<f64>,
     config_toml: &str,
@@ -51,7 +54,15 @@ pub fn save<B: AutodiffBackend>(
             tensors.push(flat(format!("opt.second.{i}"), v));
         }
     }
+    if let Some(e) = ema {
+        for (i, a) in e.avg.iter().enumerate() {
+            tensors.push(flat(format!("ema.{i}"), a));
+        }
+    }
     let mut meta = HashMap::new();
+    if let Some(e) = ema {
+        meta.insert("ema_updates".to_string(), e.updates.to_string());
+    }
     meta.insert("format".to_string(), FORMAT.to_string());
     meta.insert("format_version".to_string(), VERSION.to_string());
     meta.insert("step".to_string(), step.to_string());
@@ -63,8 +74,15 @@ pub fn save<B: AutodiffBackend>(
     unet_io::AtomicFile::write_bytes(path, &bytes, true).map_err(|e| err(e.to_string()))
 }
 
-/// Reads a checkpoint and restores the optimiser state into `opt`.
-pub fn load<B: AutodiffBackend>(path: &Path, opt: &mut Optimizer<B>, device: &B::Device) -> Result<Restored> {
+/// Reads a checkpoint and restores the optimiser state into `opt` and the moving average
+/// into `ema` (a checkpoint without one leaves `ema` empty: it starts again from the
+/// restored weights).
+pub fn load<B: AutodiffBackend>(
+    path: &Path,
+    opt: &mut Optimizer<B>,
+    ema: Option<&mut Ema<B::InnerBackend>>,
+    device: &B::Device,
+) -> Result<Restored> {
     let bad = |message: String| TrainError::Checkpoint { path: path.to_path_buf(), message };
     let (meta, tensors) = read_safetensors(path)?;
     if meta.get("format").map(String::as_str) != Some(FORMAT)
@@ -81,9 +99,16 @@ pub fn load<B: AutodiffBackend>(path: &Path, opt: &mut Optimizer<B>, device: &B:
     let mut model_tensors = Vec::new();
     opt.first.clear();
     opt.second.clear();
+    let mut averages: Vec<Option<Tensor<B::InnerBackend, 1>>> = Vec::new();
     for t in tensors {
         if let Some(name) = t.name.strip_prefix("model.") {
             model_tensors.push(NamedTensor { name: name.to_string(), ..t });
+        } else if let Some(i) = t.name.strip_prefix("ema.") {
+            let i: usize = i.parse().map_err(|_| bad(format!("bad tensor name '{}'", t.name)))?;
+            if averages.len() <= i {
+                averages.resize(i + 1, None);
+            }
+            averages[i] = Some(Tensor::from_data(TensorData::new(t.data, [t.shape[0]]), device));
         } else if let Some((slot, i)) = t.name.strip_prefix("opt.").and_then(|r| r.split_once('.')) {
             let i: usize = i.parse().map_err(|_| bad(format!("bad tensor name '{}'", t.name)))?;
             let v = Some(Tensor::<B::InnerBackend, 1>::from_data(TensorData::new(t.data, [t.shape[0]]), device));
@@ -92,6 +117,23 @@ pub fn load<B: AutodiffBackend>(path: &Path, opt: &mut Optimizer<B>, device: &B:
                 list.resize(i + 1, None);
             }
             list[i] = v;
+        }
+    }
+    if let Some(e) = ema {
+        match meta.get("ema_updates").and_then(|v| v.parse::<u64>().ok()) {
+            Some(updates) if !averages.is_empty() => {
+                e.avg = averages
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, a)| a.ok_or_else(|| bad(format!("the moving average of parameter {i} is missing"))))
+                    .collect::<Result<_>>()?;
+                e.updates = updates;
+            }
+            _ => {
+                tracing::warn!("{}: holds no moving average of the weights; it starts from this step", path.display());
+                e.avg.clear();
+                e.updates = 0;
+            }
         }
     }
     let config_toml = meta.get("config").cloned().unwrap_or_default();

@@ -61,6 +61,9 @@ pub struct TrainConfig {
     pub momentum: f64,
     pub weight_decay: f64,
     pub schedule: Schedule,
+    /// Decay of the moving average of the weights that is validated and saved
+    /// ([`crate::ema`]); 0 = the weights of the last step.
+    pub ema: f64,
     pub weights: WeightParams,
     pub augment: AugmentConfig,
     pub normalization: NormMode,
@@ -97,6 +100,7 @@ impl Default for TrainConfig {
             momentum: 0.99,
             weight_decay: 0.0,
             schedule: Schedule::Constant,
+            ema: 0.0,
             weights: WeightParams::default(),
             augment: AugmentConfig::default(),
             normalization: NormMode::Percentile,
@@ -139,6 +143,7 @@ impl TrainConfig {
         check(&mut out, "lr", self.lr, self.lr > 0.0, "above 0");
         check(&mut out, "momentum", self.momentum, (0.0..1.0).contains(&self.momentum), "at least 0 and below 1");
         check(&mut out, "weight_decay", self.weight_decay, (0.0..=1.0).contains(&self.weight_decay), "between 0 and 1");
+        check(&mut out, "ema", self.ema, (0.0..1.0).contains(&self.ema), "at least 0 (0: off) and below 1");
         check(&mut out, "dropout", self.dropout, (0.0..1.0).contains(&self.dropout), "at least 0 and below 1");
         check(&mut out, "weights.w0", self.weights.w0, (0.0..=1e3).contains(&self.weights.w0), "between 0 and 1000");
         check(

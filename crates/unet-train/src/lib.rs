@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod curves;
 pub mod data;
+pub mod ema;
 pub mod error;
 pub mod loss;
 pub mod optim;

@@ -19,6 +19,7 @@ use unet_nn::{Geometry, ModelFile, Normalization, UNet, UNetConfig, UnetBackend}
 use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::data::{LabelledImage, prepare};
+use crate::ema::Ema;
 use crate::error::{Result, TrainError};
 use crate::loss::weighted_cross_entropy;
 use crate::optim::Optimizer;
@@ -85,6 +86,8 @@ pub struct Session<B: UnetBackend> {
     device: B::Device,
     model: UNet<Autodiff<B>>,
     opt: Optimizer<Autodiff<B>>,
+    /// The moving average of the weights, when `cfg.ema > 0`.
+    ema: Option<Ema<B>>,
     step: u64,
     best: Option<f64>,
     last_checkpoint: Option<(u64, PathBuf)>,
@@ -139,6 +142,7 @@ impl<B: UnetBackend> Session<B> {
             device,
             model,
             opt: Optimizer::new(cfg.optimizer, cfg.momentum, cfg.weight_decay),
+            ema: (cfg.ema > 0.0).then(|| Ema::new(cfg.ema)),
             step: 0,
             best: None,
             last_checkpoint: None,
@@ -147,10 +151,10 @@ impl<B: UnetBackend> Session<B> {
     }
 
     /// Continues from a checkpoint written by [`Session::save_checkpoint`] of the same
-    /// configuration: weights, optimiser state, step and best score; the following steps
-    /// are those the uninterrupted run would have taken, bit for bit.
+    /// configuration: weights, optimiser state, moving average, step and best score; the
+    /// following steps are those the uninterrupted run would have taken, bit for bit.
     pub fn restore(&mut self, path: &Path) -> Result<()> {
-        let r = checkpoint::load::<Autodiff<B>>(path, &mut self.opt, &self.device)?;
+        let r = checkpoint::load::<Autodiff<B>>(path, &mut self.opt, self.ema.as_mut(), &self.device)?;
         self.model = self
             .model
             .clone()
@@ -269,17 +273,21 @@ impl<B: UnetBackend> Session<B> {
         }
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.opt.step(lr, self.model.clone(), grads);
+        if let Some(e) = &mut self.ema {
+            e.update::<Autodiff<B>, _>(&self.model);
+        }
         self.step += 1;
         Ok(StepOutcome { step: self.step, loss: value, lr })
     }
 
-    /// Scores the current weights on the validation images (`None` without any); the
-    /// best V_Rand so far is updated.
+    /// Scores the model (the moving average of the weights when configured, else the
+    /// current weights) on the validation images (`None` without any); the best V_Rand so
+    /// far is updated.
     pub fn validate(&mut self) -> Result<Option<(Validation, bool)>> {
         if self.val.is_empty() {
             return Ok(None);
         }
-        let v = validate::<B>(self.model.valid(), &self.net, self.normalization, self.tile, &self.val, &self.device)?;
+        let v = validate::<B>(self.model(), &self.net, self.normalization, self.tile, &self.val, &self.device)?;
         let improved = self.best.is_none_or(|b| v.v_rand > b);
         if improved {
             self.best = Some(v.v_rand);
@@ -287,17 +295,31 @@ impl<B: UnetBackend> Session<B> {
         Ok(Some((v, improved)))
     }
 
-    /// The current weights as a model file (config, normalisation, provenance).
+    /// The model (see [`Session::model`]) as a model file (config, normalisation,
+    /// provenance).
     pub fn model_file(&self) -> ModelFile {
-        let mut f = ModelFile::from_model(&self.model.valid(), &self.net, self.normalization);
+        let mut f = ModelFile::from_model(&self.model(), &self.net, self.normalization);
         f.info.insert("steps".into(), self.step.to_string());
         f.info.insert("tile".into(), self.tile.to_string());
         f.info.insert("seed".into(), self.cfg.seed.to_string());
+        if self.ema.is_some() {
+            f.info.insert("ema".into(), self.cfg.ema.to_string());
+        }
         f
     }
 
-    /// The current weights, ready to predict on the session's device.
+    /// The model this run validates and saves, ready to predict on the session's device:
+    /// the moving average of the weights when `ema > 0`, else the current weights.
     pub fn model(&self) -> UNet<B> {
+        let current = self.model.valid();
+        match &self.ema {
+            Some(e) => e.apply(current),
+            None => current,
+        }
+    }
+
+    /// The weights of the last step (what the optimiser updates), whatever `ema` is.
+    pub fn current_weights(&self) -> UNet<B> {
         self.model.valid()
     }
 
@@ -305,7 +327,7 @@ impl<B: UnetBackend> Session<B> {
     /// configuration) atomically to `path`.
     pub fn save_checkpoint(&mut self, path: &Path) -> Result<()> {
         let toml = self.cfg.with_absolute_paths().to_toml();
-        checkpoint::save(path, &self.model, &self.opt, self.step, self.best, &toml)?;
+        checkpoint::save(path, &self.model, &self.opt, self.ema.as_ref(), self.step, self.best, &toml)?;
         self.last_checkpoint = Some((self.step, path.to_path_buf()));
         Ok(())
     }

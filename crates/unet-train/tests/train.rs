@@ -86,9 +86,18 @@ fn loss_falls_on_synthetic_cells() {
 
 #[test]
 fn same_seed_same_weights_and_resume_is_exact() {
+    resume_is_exact(0.0);
+}
+
+#[test]
+fn resume_is_exact_with_a_moving_average_of_the_weights() {
+    resume_is_exact(0.9);
+}
+
+fn resume_is_exact(ema: f64) {
     let dir = tempfile::tempdir().unwrap();
     synth(dir.path(), 2, 40);
-    let cfg = config(dir.path(), 10);
+    let cfg = TrainConfig { ema, ..config(dir.path(), 10) };
     let noop = &mut |_: &unet_train::Progress| {};
     train::<CpuBackend>(&cfg, &dir.path().join("a"), &RunOptions::default(), Default::default(), noop).unwrap();
     train::<CpuBackend>(&cfg, &dir.path().join("b"), &RunOptions::default(), Default::default(), noop).unwrap();
@@ -319,6 +328,41 @@ fn sessions_train_from_memory_step_by_step_as_fit_does() {
     assert_eq!(seen.0, losses, "fit and step() give the same losses");
     assert_eq!(seen.1, 3, "checkpoints at steps 2, 4, 6");
     assert!(a.model_file().tensors == b.model_file().tensors, "same weights");
+    // With a moving average the session validates and saves the average of the weights:
+    // the first update copies them, then avg = d avg + (1 - d) w, d = min(ema, (1+t)/(10+t)).
+    let cfg = TrainConfig { ema: 0.9, ..cfg };
+    let mut c = Session::<CpuBackend>::new(&cfg, &set, Vec::new(), Default::default()).unwrap();
+    // Sorted by name, as a model file holds them.
+    let sorted = |mut v: Vec<unet_nn::NamedTensor>| {
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v.into_iter().map(|t| t.data).collect::<Vec<_>>()
+    };
+    let mut expected: Vec<Vec<f32>> = Vec::new();
+    for t in 0..4u32 {
+        c.step().unwrap();
+        let w = sorted(c.current_weights().named_tensors());
+        if t == 0 {
+            expected = w;
+        } else {
+            let d = 0.9f64.min((1.0 + t as f64) / (10.0 + t as f64));
+            for (e, w) in expected.iter_mut().zip(&w) {
+                for (e, w) in e.iter_mut().zip(w) {
+                    *e = *e * d as f32 + *w * (1.0 - d) as f32;
+                }
+            }
+        }
+    }
+    let saved = c.model_file();
+    assert_eq!(saved.info.get("ema").map(String::as_str), Some("0.9"));
+    let mut worst = 0f32;
+    for (t, e) in saved.tensors.iter().zip(&expected) {
+        for (a, b) in t.data.iter().zip(e) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    assert!(worst < 1e-6, "the saved weights are not the moving average: off by {worst}");
+    let current = sorted(c.current_weights().named_tensors());
+    assert!(current.iter().zip(&saved.tensors).any(|(a, b)| *a != b.data), "the average equals the last weights");
     // A label of another size is a clear error naming the image.
     let e = labelled("odd", pairs[0].0.clone(), &Label::new(3, 3, vec![0; 9]), LabelMode::Auto).unwrap_err();
     assert!(e.to_string().contains("odd") && e.to_string().contains("(48, 48)"), "{e}");

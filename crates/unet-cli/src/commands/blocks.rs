@@ -135,7 +135,15 @@ pub fn predict_plan(args: &PredictArgs) -> anyhow::Result<()> {
 
 /// `unet finalize OUT`.
 pub fn finalize(args: &FinalizeArgs) -> anyhow::Result<()> {
-    let s = unet_blocks::finalize(&args.out)?;
+    let s = match unet_blocks::finalize(&args.out) {
+        Err(e @ unet_blocks::BlocksError::MissingBlocks { .. }) => {
+            let out = args.out.display();
+            anyhow::bail!(
+                "{e}: run `unet predict --plan {out}` (or resubmit the array job; done blocks are skipped), then `unet finalize {out}` again"
+            )
+        }
+        r => r?,
+    };
     tracing::info!("{}: {} block(s) joined; instances per plane {:?}", args.out.display(), s.blocks, s.instances);
     println!("{}", args.out.display());
     Ok(())
@@ -151,6 +159,11 @@ pub fn predict_zarr(args: &PredictArgs) -> anyhow::Result<()> {
     }
     if args.tta || args.split_touching.is_some() {
         return usage("--tta and --split-touching are not available block by block; leave them out for OME-Zarr");
+    }
+    if args.shard.is_some() {
+        return usage(
+            "--shard splits an OME-Zarr image by a plan: run `unet plan` first, then `unet predict --plan OUT --shard i/N`",
+        );
     }
     check_common(args.threshold, args.memory_mb, args.block)?;
     if args.device != "cpu" {

@@ -28,12 +28,16 @@ fn pairs(pred: &Path, truth: &Path) -> anyhow::Result<Vec<(String, PathBuf, Path
         return usage("--pred and --truth must both be files or both be folders");
     }
     // A folder whose prediction did not finish may hold partial output sets.
-    if let Some(m) = crate::manifest::Manifest::read(pred)?.filter(|m| !m.complete) {
-        bail!(
-            "{}: records an unfinished prediction ({}); run unet predict into it again with --force before scoring it",
-            pred.join(crate::manifest::MANIFEST).display(),
-            m.progress()
-        );
+    // (Shards of one prediction each keep a record: every one must be complete.)
+    for (name, m) in crate::manifest::Manifest::read_all(pred)? {
+        if !m.complete {
+            let again = if name == crate::manifest::MANIFEST { "with --force" } else { "with the same --shard" };
+            bail!(
+                "{}: records an unfinished prediction ({}); run unet predict into it again {again} before scoring it",
+                pred.join(&name).display(),
+                m.progress()
+            );
+        }
     }
     let files = unet_io::list_images(pred)?;
     let mut chosen: Vec<(Vec<u8>, PathBuf)> = files.iter().map(|f| (unet_io::stem_key(f), f.clone())).collect();

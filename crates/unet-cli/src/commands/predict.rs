@@ -8,6 +8,11 @@
 //! `--instances`) are removed, so every set is this run's alone. `predict.json` (see
 //! [`crate::manifest`]) records which sets are complete; a folder whose record says a run
 //! did not finish is refused without `--force` and cleaned with it.
+//!
+//! Many files over many processes: `--shard i/N` predicts the inputs `i, i+N, ...` of the
+//! sorted list, into a folder the other shards share, with its own record
+//! (`predict-i-of-N.json`); an input its record marks done, with every output in place, is
+//! skipped, so a task killed at its wall time is simply run again.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -205,14 +210,17 @@ pub fn prepare_out_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the output folder", dir.display()))
 }
 
-/// Checks the output folder (empty, or `force`) and returns the record of an earlier
-/// prediction into it.
-fn check_out_dir(dir: &Path, force: bool) -> anyhow::Result<Option<Manifest>> {
+/// Checks the output folder (empty, or `force`; any folder for a shard, which shares it)
+/// and returns the record of an earlier prediction into it (of this shard).
+fn check_out_dir(dir: &Path, force: bool, shard: Option<(usize, usize)>) -> anyhow::Result<Option<Manifest>> {
     if std::fs::symlink_metadata(dir).is_err() {
         return Ok(None);
     }
     if !dir.is_dir() {
         bail!("{}: is not a folder; give a folder (new or empty) for the outputs", dir.display());
+    }
+    if shard.is_some() {
+        return Manifest::read_named(dir, &crate::manifest::file_name(shard));
     }
     let busy = std::fs::read_dir(dir)
         .with_context(|| format!("{}: cannot read the output folder", dir.display()))?
@@ -253,8 +261,10 @@ struct PredictJob {
     args: PredictArgs,
     model: ModelFile,
     inputs: Vec<Input>,
-    /// The record of an earlier prediction into the folder (with `--force`).
+    /// The record of an earlier prediction into the folder (with `--force`, or of this shard).
     previous: Option<Manifest>,
+    /// The record's file name ([`crate::manifest::file_name`]).
+    record: String,
 }
 
 /// What this run has written into the output folder.
@@ -269,10 +279,12 @@ struct Record {
     keep: HashSet<OsString>,
     /// Stems of an earlier unfinished run that are not inputs of this one.
     stale: Vec<OsString>,
+    /// The record's file name.
+    name: String,
 }
 
 impl Record {
-    fn new(args: &PredictArgs, inputs: &[Input], previous: Option<Manifest>) -> Self {
+    fn new(args: &PredictArgs, inputs: &[Input], previous: Option<Manifest>, name: String) -> Self {
         let ours: HashSet<&[u8]> = inputs.iter().map(|i| i.stem.as_encoded_bytes()).collect();
         let (mut carried, mut stale) = (Vec::new(), Vec::new());
         for e in previous.map(|m| m.images).unwrap_or_default() {
@@ -290,7 +302,7 @@ impl Record {
             outputs: Vec::new(),
         }));
         let manifest = Manifest { model: args.model().display().to_string(), complete: false, images: carried };
-        Record { manifest, first, started: false, last_write: Instant::now(), keep, stale }
+        Record { manifest, first, started: false, last_write: Instant::now(), keep, stale, name }
     }
 
     /// Before the first file is written: removes the outputs of an earlier run's unfinished
@@ -302,7 +314,7 @@ impl Record {
         for stem in &self.stale {
             remove_outputs_of(dir, stem, &self.keep, inputs)?;
         }
-        self.manifest.write(dir)?;
+        self.manifest.write_named(dir, &self.name)?;
         self.started = true;
         self.last_write = Instant::now();
         Ok(())
@@ -314,7 +326,7 @@ impl Record {
         e.done = true;
         e.outputs = outputs;
         if self.last_write.elapsed() >= MANIFEST_INTERVAL {
-            self.manifest.write(dir)?;
+            self.manifest.write_named(dir, &self.name)?;
             self.last_write = Instant::now();
         }
         Ok(())
@@ -325,7 +337,7 @@ impl DeviceJob for PredictJob {
     type Output = ();
 
     fn run<B: UnetBackend>(self, device: B::Device) -> anyhow::Result<()> {
-        let PredictJob { args, model, inputs, previous } = self;
+        let PredictJob { args, model, inputs, previous, record } = self;
         let net = model.model::<B>(&device, args.model())?;
         let opts = PredictorOptions { tile: args.tile, batch_tiles: args.batch_tiles, memory_mb: args.memory_mb };
         let predictor = match Predictor::new(net, model.config.clone(), model.normalization, device, &opts) {
@@ -344,7 +356,7 @@ impl DeviceJob for PredictJob {
         );
         let mode = if model.config.in_channels == 1 { ColorMode::Gray } else { ColorMode::Keep };
         let input_paths: HashSet<PathBuf> = inputs.iter().filter_map(|i| i.path.canonicalize().ok()).collect();
-        let mut record = Record::new(&args, &inputs, previous);
+        let mut record = Record::new(&args, &inputs, previous, record);
         let bar = crate::progress::bar(inputs.len() as u64, "predicting");
         let mut each = || -> anyhow::Result<()> {
             for (i, input) in inputs.iter().enumerate() {
@@ -389,18 +401,21 @@ impl DeviceJob for PredictJob {
         if let Err(e) = result {
             // What was finished stays on record; the run stays marked unfinished.
             if record.started {
-                let _ = record.manifest.write(args.out());
+                let _ = record.manifest.write_named(args.out(), &record.name);
             }
             return Err(e);
         }
         record.manifest.complete = true;
-        record.manifest.write(args.out())
+        record.manifest.write_named(args.out(), &record.name)
     }
 }
 
 /// Writes the set of outputs `set` names for one input.
 fn write_outputs(args: &PredictArgs, set: &OutputSet, pages: &[Image], probs: &[Probabilities]) -> anyhow::Result<()> {
     let out = |name: &OsStr| args.out().join(name);
+    // A shard replaces what it left of an input it had not finished (the names of its
+    // inputs' outputs are its own: stems are unique over all shards' inputs).
+    let replace = args.force || args.shard.is_some();
     let classes = probs[0].channels;
     let plane = |grid: Grid<f32>| Image { grid, kind: SampleKind::F32 };
     if let Some(name) = &set.prob {
@@ -408,7 +423,7 @@ fn write_outputs(args: &PredictArgs, set: &OutputSet, pages: &[Image], probs: &[
             SaveProbs::All => probs.iter().flat_map(|p| (0..classes).map(|k| plane(p.channel(k)))).collect(),
             _ => probs.iter().map(|p| plane(foreground(p))).collect(),
         };
-        unet_io::write_image(&out(name), &pages, BitDepth::F32, args.force)?;
+        unet_io::write_image(&out(name), &pages, BitDepth::F32, replace)?;
     }
     let masks: Vec<Label> = probs
         .iter()
@@ -421,7 +436,7 @@ fn write_outputs(args: &PredictArgs, set: &OutputSet, pages: &[Image], probs: &[
     let mask_scale = if classes == 2 || args.threshold.is_some() { 255.0 } else { 1.0 };
     let mask_imgs: Vec<Image> =
         masks.iter().map(|m| Image { grid: m.map(|&v| v as f32 * mask_scale), kind: SampleKind::U8 }).collect();
-    unet_io::write_image(&out(&set.mask), &mask_imgs, BitDepth::U8, args.force)?;
+    unet_io::write_image(&out(&set.mask), &mask_imgs, BitDepth::U8, replace)?;
     let mut outline_labels = masks.clone();
     if let Some(name) = &set.instances {
         let labels: Vec<Label> = masks
@@ -434,13 +449,45 @@ fn write_outputs(args: &PredictArgs, set: &OutputSet, pages: &[Image], probs: &[
                 }
             })
             .collect();
-        unet_io::write_labels(&out(name), &labels, args.force)?;
+        unet_io::write_labels(&out(name), &labels, replace)?;
         outline_labels = labels;
     }
     for ((page, labels), name) in pages.iter().zip(&outline_labels).zip(&set.overlays) {
-        unet_io::write_image(&out(name), &[overlay(page, labels)], BitDepth::U8, args.force)?;
+        unet_io::write_image(&out(name), &[overlay(page, labels)], BitDepth::U8, replace)?;
     }
     Ok(())
+}
+
+/// The inputs of shard `i` of `n` (`i, i+n, ...` of the sorted list) that its record does not
+/// mark done with every output in place (all of them with `force`).
+fn shard_inputs(
+    all: Vec<Input>,
+    i: usize,
+    n: usize,
+    previous: Option<&Manifest>,
+    out: &Path,
+    force: bool,
+) -> Vec<Input> {
+    let total = all.len();
+    let done: HashSet<&[u8]> = previous
+        .filter(|_| !force)
+        .map(|m| {
+            m.images
+                .iter()
+                .filter(|e| e.done && e.outputs.iter().all(|o| out.join(o).is_file()))
+                .map(|e| e.stem.as_encoded_bytes())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mine: Vec<Input> = all.into_iter().skip(i).step_by(n).collect();
+    let count = mine.len();
+    let todo: Vec<Input> = mine.into_iter().filter(|x| !done.contains(x.stem.as_encoded_bytes())).collect();
+    tracing::info!(
+        "shard {i}/{n}: {count} of {total} input(s), {} done already, {} to predict",
+        count - todo.len(),
+        todo.len()
+    );
+    todo
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
@@ -470,14 +517,23 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     }
     let model = crate::commands::models::load_model(args.model())?;
     check_finite(&model, args.model())?;
+    let shard = match &args.shard {
+        Some(s) => Some(unet_blocks::parse_shard(s).map_err(|e| anyhow::anyhow!("--shard {s}: {e}"))?),
+        None => None,
+    };
     let inputs = inputs(&args.inputs)?;
     check_inputs_survive(&inputs, args.out())?;
-    let previous = check_out_dir(args.out(), args.force)?;
+    let previous = check_out_dir(args.out(), args.force, shard)?;
+    let inputs = match shard {
+        Some((i, n)) => shard_inputs(inputs, i, n, previous.as_ref(), args.out(), args.force),
+        None => inputs,
+    };
     let created = std::fs::symlink_metadata(args.out()).is_err();
     std::fs::create_dir_all(args.out())
         .with_context(|| format!("{}: cannot create the output folder", args.out().display()))?;
     let (device, out) = (args.device.clone(), args.out().to_path_buf());
-    let result = run_on(&device, PredictJob { args, model, inputs, previous });
+    let record = crate::manifest::file_name(shard);
+    let result = run_on(&device, PredictJob { args, model, inputs, previous, record });
     if result.is_err() && created {
         // Nothing is left of a run that wrote nothing (the folder is removed only if empty).
         let _ = std::fs::remove_dir(&out);

@@ -59,6 +59,7 @@ fn resolve(args: &TrainArgs) -> anyhow::Result<(TrainConfig, PathBuf, bool)> {
     set!(depth);
     set!(tile);
     set!(lr);
+    set!(ema);
     set!(validate_every);
     set!(checkpoint_every);
     set!(seed);
