@@ -115,13 +115,18 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--shard i/N`, parsed (`None` without the flag).
+pub(crate) fn shard_arg(shard: Option<&str>) -> anyhow::Result<Option<(usize, usize)>> {
+    shard.map(|s| unet_blocks::parse_shard(s).map_err(|e| anyhow::anyhow!("--shard {s}: {e}"))).transpose()
+}
+
 /// `unet predict --plan PLAN [--shard i/N] [--redo]`.
 pub fn predict_plan(args: &PredictArgs) -> anyhow::Result<()> {
     let path = args.plan.as_deref().unwrap_or(Path::new(""));
     let plan = unet_blocks::load_plan(path)?;
     let env = |k: &str| std::env::var(k).ok();
-    let share = match &args.shard {
-        Some(s) => Some(unet_blocks::parse_shard(s).map_err(|e| anyhow::anyhow!("--shard {s}: {e}"))?),
+    let share = match shard_arg(args.shard.as_deref())? {
+        Some(share) => Some(share),
         None => unet_blocks::shard_from_env(&env)?,
     };
     let ids = match share {

@@ -517,10 +517,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     }
     let model = crate::commands::models::load_model(args.model())?;
     check_finite(&model, args.model())?;
-    let shard = match &args.shard {
-        Some(s) => Some(unet_blocks::parse_shard(s).map_err(|e| anyhow::anyhow!("--shard {s}: {e}"))?),
-        None => None,
-    };
+    let shard = crate::commands::blocks::shard_arg(args.shard.as_deref())?;
     let inputs = inputs(&args.inputs)?;
     check_inputs_survive(&inputs, args.out())?;
     let previous = check_out_dir(args.out(), args.force, shard)?;
