@@ -51,6 +51,20 @@ impl<B: Backend> Ema<B> {
         self.updates += 1;
     }
 
+    /// Whether the average (when it has one) has the parameters of `module`, one for one
+    /// and of the same lengths (a checkpoint's average is checked so before it is used).
+    pub fn matches<A, M>(&self, module: &M) -> bool
+    where
+        A: AutodiffBackend<InnerBackend = B>,
+        M: Module<A>,
+    {
+        let mut weights = Collect::<A> { out: Vec::new() };
+        module.visit(&mut weights);
+        self.avg.is_empty()
+            || (self.avg.len() == weights.out.len()
+                && self.avg.iter().zip(&weights.out).all(|(a, w)| a.dims() == w.dims()))
+    }
+
     /// `module` with the averaged weights in place of its own (unchanged before the first
     /// update).
     pub fn apply<M: Module<B>>(&self, module: M) -> M {

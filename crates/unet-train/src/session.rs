@@ -160,6 +160,14 @@ impl<B: UnetBackend> Session<B> {
             .clone()
             .load_named_tensors(&r.model_tensors)
             .map_err(|m| TrainError::Checkpoint { path: path.to_path_buf(), message: m })?;
+        if let Some(e) = &self.ema
+            && !e.matches::<Autodiff<B>, _>(&self.model)
+        {
+            return Err(TrainError::Checkpoint {
+                path: path.to_path_buf(),
+                message: "its moving average of the weights does not match the network's parameters".into(),
+            });
+        }
         self.step = r.step;
         self.best = r.best;
         self.last_checkpoint = Some((r.step, path.to_path_buf()));
