@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::usage::usage;
+
 /// U-Net (Ronneberger et al. 2015) for biomedical image segmentation: train, predict,
 /// evaluate.
 #[derive(Parser, Debug)]
@@ -153,6 +155,57 @@ pub enum SaveProbs {
     None,
 }
 
+/// How images are cut into tiles for prediction (`unet predict`, `unet plan`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct TileArgs {
+    /// Input tile size (default: the largest that fits --memory-mb); one size for every
+    /// block of a plan.
+    #[arg(long)]
+    pub tile: Option<usize>,
+    /// Memory budget in MB for one batch of tiles (default: half the free memory).
+    #[arg(long)]
+    pub memory_mb: Option<f64>,
+    /// Tiles per forward pass.
+    #[arg(long, default_value_t = 1)]
+    pub batch_tiles: usize,
+}
+
+impl TileArgs {
+    /// Refuses a memory budget that is not a positive number of MB.
+    pub fn check(&self) -> anyhow::Result<()> {
+        match self.memory_mb {
+            Some(m) if !(m.is_finite() && m > 0.0) => usage(format!("--memory-mb {m}: give a positive number of MB")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What is made of the probabilities besides the maps: the mask and instance labels
+/// (`unet predict`, `unet plan`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct LabelArgs {
+    /// Foreground probability threshold for the mask (default: the most probable class).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Also write instance labels (4-connected components of the foreground; in an OME-Zarr
+    /// output joined across blocks).
+    #[arg(long)]
+    pub instances: bool,
+    /// Smallest instance kept, in pixels.
+    #[arg(long, default_value_t = 1)]
+    pub min_size: usize,
+}
+
+impl LabelArgs {
+    /// Refuses a threshold outside [0, 1).
+    pub fn check(&self) -> anyhow::Result<()> {
+        match self.threshold {
+            Some(t) if !(0.0..1.0).contains(&t) => usage("--threshold must be in [0, 1)"),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Arguments of `unet predict`.
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -166,15 +219,8 @@ pub struct PredictArgs {
     /// (`x.ome.zarr`).
     #[arg(long, required_unless_present = "plan")]
     pub out: Option<PathBuf>,
-    /// Input tile size (default: the largest that fits --memory-mb).
-    #[arg(long)]
-    pub tile: Option<usize>,
-    /// Memory budget in MB for one batch of tiles (default: half the free memory).
-    #[arg(long)]
-    pub memory_mb: Option<f64>,
-    /// Tiles per forward pass.
-    #[arg(long, default_value_t = 1)]
-    pub batch_tiles: usize,
+    #[command(flatten)]
+    pub tiles: TileArgs,
     /// Predict the blocks of a plan made by `unet plan` (the plan file or its output store);
     /// no inputs, --model or --out then.
     #[arg(long, conflicts_with_all = ["inputs", "tta"])]
@@ -201,15 +247,8 @@ pub struct PredictArgs {
     /// Probability maps to write (float32 TIFF).
     #[arg(long, value_enum, default_value_t = SaveProbs::Foreground)]
     pub save_probs: SaveProbs,
-    /// Foreground probability threshold for the mask (default: the most probable class).
-    #[arg(long)]
-    pub threshold: Option<f32>,
-    /// Also write instance labels (4-connected components of the foreground).
-    #[arg(long)]
-    pub instances: bool,
-    /// Smallest instance kept, in pixels.
-    #[arg(long, default_value_t = 1)]
-    pub min_size: usize,
+    #[command(flatten)]
+    pub labels: LabelArgs,
     /// Split touching cells in the instance labels (watershed on the distance transform,
     /// markers where the distance reaches this fraction of the component's maximum, e.g. 0.5).
     #[arg(long)]
@@ -266,27 +305,13 @@ pub struct PlanArgs {
     /// Chunk edge of the output arrays in pixels.
     #[arg(long, default_value_t = 256)]
     pub chunk: usize,
-    /// Input tile size (default: the largest that fits --memory-mb); fixed for all blocks.
-    #[arg(long)]
-    pub tile: Option<usize>,
-    /// Memory budget in MB for one batch of tiles (default: half the free memory).
-    #[arg(long)]
-    pub memory_mb: Option<f64>,
-    /// Tiles per forward pass.
-    #[arg(long, default_value_t = 1)]
-    pub batch_tiles: usize,
+    #[command(flatten)]
+    pub tiles: TileArgs,
     /// How probabilities are stored.
     #[arg(long, value_enum, default_value_t = ZarrProbs::F32)]
     pub zarr_probs: ZarrProbs,
-    /// Foreground probability threshold for the mask (default: the most probable class).
-    #[arg(long)]
-    pub threshold: Option<f32>,
-    /// Also write instance labels (4-connected components, joined across blocks).
-    #[arg(long)]
-    pub instances: bool,
-    /// Smallest instance kept, in pixels.
-    #[arg(long, default_value_t = 1)]
-    pub min_size: usize,
+    #[command(flatten)]
+    pub labels: LabelArgs,
     /// Replace an existing output store made by `unet plan`.
     #[arg(long)]
     pub force: bool,

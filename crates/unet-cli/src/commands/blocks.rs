@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use unet_blocks::{BlockEvent, Plan, PlanOptions};
 use unet_zarr::ProbDtype;
 
-use crate::cli::{FinalizeArgs, PlanArgs, PredictArgs, ZarrProbs};
+use crate::cli::{FinalizeArgs, LabelArgs, PlanArgs, PredictArgs, TileArgs, ZarrProbs};
 use crate::usage::usage;
 
 /// True for a path that names a Zarr store: `*.zarr`, or a folder with Zarr metadata.
@@ -31,21 +31,30 @@ fn probs(p: ZarrProbs) -> Option<ProbDtype> {
     }
 }
 
-fn check_common(threshold: Option<f32>, memory_mb: Option<f64>, block: usize) -> anyhow::Result<()> {
-    if let Some(t) = threshold
-        && !(0.0..1.0).contains(&t)
-    {
-        return usage("--threshold must be in [0, 1)");
-    }
-    if let Some(m) = memory_mb
-        && !(m.is_finite() && m > 0.0)
-    {
-        return usage(format!("--memory-mb {m}: give a positive number of MB"));
-    }
+/// The options of a plan from the flags `unet plan` and `unet predict IMAGE.zarr` share,
+/// checked with the flags' names.
+fn plan_options(
+    tiles: &TileArgs,
+    labels: &LabelArgs,
+    zarr_probs: ZarrProbs,
+    block: usize,
+) -> anyhow::Result<PlanOptions> {
+    tiles.check()?;
+    labels.check()?;
     if block == 0 {
         return usage("--block must be at least 1 pixel");
     }
-    Ok(())
+    Ok(PlanOptions {
+        tile: tiles.tile,
+        memory_mb: tiles.memory_mb,
+        batch_tiles: tiles.batch_tiles.max(1),
+        block,
+        probabilities: probs(zarr_probs),
+        threshold: labels.threshold,
+        instances: labels.instances,
+        min_size: labels.min_size,
+        ..PlanOptions::default()
+    })
 }
 
 /// With `force`, removes an earlier store of `unet plan` at `out` (a store without a plan
@@ -92,18 +101,8 @@ fn run(plan: &Plan, ids: &[usize], redo: bool) -> anyhow::Result<unet_blocks::Ru
 
 /// `unet plan`.
 pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
-    check_common(args.threshold, args.memory_mb, args.block)?;
-    let opts = PlanOptions {
-        tile: args.tile,
-        memory_mb: args.memory_mb,
-        batch_tiles: args.batch_tiles.max(1),
-        block: args.block,
-        chunk: args.chunk,
-        probabilities: probs(args.zarr_probs),
-        threshold: args.threshold,
-        instances: args.instances,
-        min_size: args.min_size,
-    };
+    let opts =
+        PlanOptions { chunk: args.chunk, ..plan_options(&args.tiles, &args.labels, args.zarr_probs, args.block)? };
     let plan = make_plan(&args.input, &args.model, &args.out, &opts, args.force)?;
     let n = plan.blocks.len();
     println!("{}", plan.path().display());
@@ -170,22 +169,11 @@ pub fn predict_zarr(args: &PredictArgs) -> anyhow::Result<()> {
             "--shard splits an OME-Zarr image by a plan: run `unet plan` first, then `unet predict --plan OUT --shard i/N`",
         );
     }
-    check_common(args.threshold, args.memory_mb, args.block)?;
+    let opts = plan_options(&args.tiles, &args.labels, args.zarr_probs, args.block)?;
     if args.device != "cpu" {
         return usage("OME-Zarr prediction block by block runs on the CPU; leave out --device");
     }
     let model = args.model().to_str().context("--model: the path is not valid UTF-8")?;
-    let opts = PlanOptions {
-        tile: args.tile,
-        memory_mb: args.memory_mb,
-        batch_tiles: args.batch_tiles.max(1),
-        block: args.block,
-        probabilities: probs(args.zarr_probs),
-        threshold: args.threshold,
-        instances: args.instances,
-        min_size: args.min_size,
-        ..PlanOptions::default()
-    };
     let plan = make_plan(input, model, args.out(), &opts, args.force)?;
     let ids: Vec<usize> = (0..plan.blocks.len()).collect();
     run(&plan, &ids, false)?;

@@ -147,7 +147,7 @@ impl OutputSet {
         OutputSet {
             prob: (args.save_probs != SaveProbs::None).then(|| name("prob.tif")),
             mask: name(if pages == 1 { "mask.png" } else { "mask.tif" }),
-            instances: args.instances.then(|| name("instances.tif")),
+            instances: args.labels.instances.then(|| name("instances.tif")),
             overlays: match (args.no_overlay, pages) {
                 (true, _) => Vec::new(),
                 (false, 1) => vec![name("overlay.png")],
@@ -339,11 +339,12 @@ impl DeviceJob for PredictJob {
     fn run<B: UnetBackend>(self, device: B::Device) -> anyhow::Result<()> {
         let PredictJob { args, model, inputs, previous, record } = self;
         let net = model.model::<B>(&device, args.model())?;
-        let opts = PredictorOptions { tile: args.tile, batch_tiles: args.batch_tiles, memory_mb: args.memory_mb };
+        let t = &args.tiles;
+        let opts = PredictorOptions { tile: t.tile, batch_tiles: t.batch_tiles, memory_mb: t.memory_mb };
         let predictor = match Predictor::new(net, model.config.clone(), model.normalization, device, &opts) {
             Ok(p) => p,
             Err(e @ unet_infer::InferError::Nn(_)) | Err(e @ unet_infer::InferError::Tile(_)) => {
-                let flag = if args.tile.is_some() { "--tile" } else { "--memory-mb" };
+                let flag = if args.tiles.tile.is_some() { "--tile" } else { "--memory-mb" };
                 return usage(format!("{e} ({flag})"));
             }
             Err(e) => return Err(e.into()),
@@ -351,7 +352,7 @@ impl DeviceJob for PredictJob {
         tracing::info!(
             "tile {} px, {} tile(s) per batch{}",
             predictor.tile(),
-            args.batch_tiles.max(1),
+            args.tiles.batch_tiles.max(1),
             if args.tta { ", 8-fold TTA" } else { "" }
         );
         let mode = if model.config.in_channels == 1 { ColorMode::Gray } else { ColorMode::Keep };
@@ -427,13 +428,13 @@ fn write_outputs(args: &PredictArgs, set: &OutputSet, pages: &[Image], probs: &[
     }
     let masks: Vec<Label> = probs
         .iter()
-        .map(|p| match args.threshold {
+        .map(|p| match args.labels.threshold {
             Some(t) => threshold_mask(&foreground(p), t),
             None => argmax_mask(p),
         })
         .collect();
     // Binary masks are written 0/255 to be visible; class masks keep their indices.
-    let mask_scale = if classes == 2 || args.threshold.is_some() { 255.0 } else { 1.0 };
+    let mask_scale = if classes == 2 || args.labels.threshold.is_some() { 255.0 } else { 1.0 };
     let mask_imgs: Vec<Image> =
         masks.iter().map(|m| Image { grid: m.map(|&v| v as f32 * mask_scale), kind: SampleKind::U8 }).collect();
     unet_io::write_image(&out(&set.mask), &mask_imgs, BitDepth::U8, replace)?;
@@ -444,8 +445,8 @@ fn write_outputs(args: &PredictArgs, set: &OutputSet, pages: &[Image], probs: &[
             .map(|m| {
                 let fg = m.map(|&v| u32::from(v != 0));
                 match args.split_touching {
-                    Some(ratio) => split_touching(&fg, ratio, args.min_size).0,
-                    None => instance_labels(&fg, args.min_size).0,
+                    Some(ratio) => split_touching(&fg, ratio, args.labels.min_size).0,
+                    None => instance_labels(&fg, args.labels.min_size).0,
                 }
             })
             .collect();
@@ -500,20 +501,12 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     if args.inputs.is_empty() {
         return usage("give at least one input image or folder");
     }
-    if let Some(t) = args.threshold
-        && !(0.0..1.0).contains(&t)
-    {
-        return usage("--threshold must be in [0, 1)");
-    }
+    args.labels.check()?;
+    args.tiles.check()?;
     if let Some(r) = args.split_touching
         && !(r > 0.0 && r < 1.0)
     {
         return usage("--split-touching must be in (0, 1)");
-    }
-    if let Some(m) = args.memory_mb
-        && !(m.is_finite() && m > 0.0)
-    {
-        return usage(format!("--memory-mb {m}: give a positive number of MB"));
     }
     let model = crate::commands::models::load_model(args.model())?;
     check_finite(&model, args.model())?;
