@@ -162,7 +162,8 @@ pub struct TileArgs {
     /// block of a plan.
     #[arg(long)]
     pub tile: Option<usize>,
-    /// Memory budget in MB for one batch of tiles (default: half the free memory).
+    /// Memory budget in MB for one batch of tiles (default: half the free memory, and at
+    /// most 1024 MB for an OME-Zarr image, whose blocks all take the plan's tile).
     #[arg(long)]
     pub memory_mb: Option<f64>,
     /// Tiles per forward pass.
