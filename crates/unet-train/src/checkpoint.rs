@@ -100,24 +100,30 @@ pub fn load<B: AutodiffBackend>(
     opt.first.clear();
     opt.second.clear();
     let mut averages: Vec<Option<Tensor<B::InnerBackend, 1>>> = Vec::new();
+    // No list can be longer than the file has tensors (a larger index is a broken file,
+    // not an allocation to attempt).
+    let count = tensors.len();
     for t in tensors {
-        if let Some(name) = t.name.strip_prefix("model.") {
+        // Optimiser state and moving average: flat tensors named `opt.first.{i}`,
+        // `opt.second.{i}` and `ema.{i}`, put back at index `i` of their list.
+        let (list, index) = if let Some(name) = t.name.strip_prefix("model.") {
             model_tensors.push(NamedTensor { name: name.to_string(), ..t });
+            continue;
         } else if let Some(i) = t.name.strip_prefix("ema.") {
-            let i: usize = i.parse().map_err(|_| bad(format!("bad tensor name '{}'", t.name)))?;
-            if averages.len() <= i {
-                averages.resize(i + 1, None);
-            }
-            averages[i] = Some(Tensor::from_data(TensorData::new(t.data, [t.shape[0]]), device));
+            (&mut averages, i)
         } else if let Some((slot, i)) = t.name.strip_prefix("opt.").and_then(|r| r.split_once('.')) {
-            let i: usize = i.parse().map_err(|_| bad(format!("bad tensor name '{}'", t.name)))?;
-            let v = Some(Tensor::<B::InnerBackend, 1>::from_data(TensorData::new(t.data, [t.shape[0]]), device));
-            let list = if slot == "first" { &mut opt.first } else { &mut opt.second };
-            if list.len() <= i {
-                list.resize(i + 1, None);
-            }
-            list[i] = v;
+            (if slot == "first" { &mut opt.first } else { &mut opt.second }, i)
+        } else {
+            continue;
+        };
+        let i = index.parse::<usize>().ok().filter(|&i| i < count);
+        let (Some(i), &[n]) = (i, t.shape.as_slice()) else {
+            return Err(bad(format!("bad tensor '{}' (shape {:?})", t.name, t.shape)));
+        };
+        if list.len() <= i {
+            list.resize(i + 1, None);
         }
+        list[i] = Some(Tensor::from_data(TensorData::new(t.data, [n]), device));
     }
     if let Some(e) = ema {
         match meta.get("ema_updates").and_then(|v| v.parse::<u64>().ok()) {
